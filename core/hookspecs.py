@@ -1,0 +1,105 @@
+"""The hooks through which every capability of mianshi plugs in.
+
+All hooks are *registration* hooks and are synchronous (pluggy does not await): a plugin receives a
+``register`` callable and hands it a name and a factory. The engine calls the factories once per
+process at start-up (``Engine.start``), passing a ``PluginContext``; the objects they return are what
+the engine awaits or runs in its thread pools later. A plugin module is registered the same way
+whether it ships with mianshi (``core.plugins.DEFAULT_PLUGINS``) or comes from another package
+through the ``mianshi`` entry-point group::
+
+    [project.entry-points.mianshi]
+    my_detector = "my_package.my_detector"
+
+Which registered factories are used, and their settings, is chosen in ``plugins.toml``.
+The protocols the factories must return are in ``core/interfaces.py``.
+"""
+from __future__ import annotations
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("mianshi")
+hookimpl = pluggy.HookimplMarker("mianshi")
+
+
+@hookspec
+def register_phases(register):
+    """Register interview phases.
+
+    Called once at engine start-up. Call ``register(name, factory)`` for each phase this plugin
+    provides; ``factory(ctx: PluginContext) -> PhaseFactory`` where the returned object has
+    ``create(session) -> Phase`` (one Phase object per interview session). The phase order comes from
+    ``plugins.toml`` ``[engine] phases``; the built-ins are ``intro``, ``question`` and ``code``.
+    Returns nothing.
+    """
+
+
+@hookspec
+def register_vad(register):
+    """Register voice-activity detectors.
+
+    Called once at start-up. ``register(name, factory)``; ``factory(ctx) -> Vad`` (see
+    ``core.interfaces.Vad``). The model is loaded once by the factory and shared by every session;
+    ``Vad.open_stream()`` gives the per-session state. Selected by ``[engine] vad``. Returns nothing.
+    """
+
+
+@hookspec
+def register_asr(register):
+    """Register speech recognisers.
+
+    Called once at start-up. ``register(name, factory)``; ``factory(ctx) -> AsrEngine`` (see
+    ``core.interfaces.AsrEngine``), loaded once per process. Selected by ``[engine] asr``.
+    Returns nothing.
+    """
+
+
+@hookspec
+def register_question_sources(register):
+    """Register interview-question sources.
+
+    Called once at start-up. ``register(name, factory)``; ``factory(ctx) -> QuestionSource`` (see
+    ``core.interfaces.QuestionSource``). ``[engine] question_sources`` lists the sources in order of
+    preference: the engine uses the first that returns questions in time and falls back to the next.
+    Returns nothing.
+    """
+
+
+@hookspec
+def register_scorers(register):
+    """Register report writers (scorers).
+
+    Called once at start-up. ``register(name, factory)``; ``factory(ctx) -> Scorer`` (see
+    ``core.interfaces.Scorer``). ``[engine] scorers`` lists them in order of preference.
+    Returns nothing.
+    """
+
+
+@hookspec
+def register_cheat_detectors(register):
+    """Register cheat detectors run on video frames.
+
+    Called once at start-up. ``register(name, factory)``; ``factory(ctx) -> CheatDetector`` (see
+    ``core.interfaces.CheatDetector``). Every detector listed in ``[engine] cheat_detectors`` runs on
+    each accepted frame, off the event loop; the engine merges their ``CheatSignal``s into episodes.
+    Returns nothing.
+    """
+
+
+@hookspec
+def register_code_runners(register):
+    """Register sandboxes that run candidate code.
+
+    Called once at start-up. ``register(name, factory)``; ``factory(ctx) -> CodeRunner`` (see
+    ``core.interfaces.CodeRunner``). Selected by ``[engine] code_runner``. Returns nothing.
+    """
+
+
+@hookspec
+def interview_event(interview_id, kind, data):
+    """Observe what happens in interviews (for logging, metrics, webhooks).
+
+    Called synchronously by the engine after each event has been stored: ``kind`` is one of
+    ``phase``, ``utterance``, ``question``, ``cheat``, ``code_result``, ``end``; ``data`` is the
+    stored record (a dict; do not mutate it). Must be fast and must not raise; an exception is
+    logged and ignored. Return value ignored.
+    """

@@ -1,0 +1,182 @@
+"""The protocols that plugin factories return (see ``core/hookspecs.py``) and that storage implements.
+
+Blocking methods (model inference, image work) are run by the engine in its thread pools, never on
+the event loop; ``async`` methods are awaited by the engine.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from core.clock import Clock
+from core.events import CheatSignal
+
+
+@dataclass
+class PluginContext:
+    """Handed to every factory. ``settings`` is the plugin's own table in plugins.toml,
+    ``[plugins.<name>]`` (``{}`` when absent); ``config`` is the whole parsed configuration."""
+    name: str
+    settings: dict
+    config: dict
+    data_dir: Path
+    clock: Clock
+
+
+# --- speech --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class VadEvent:
+    kind: str        # "start" | "end"
+    sample: int      # offset in samples from the start of the stream (16 kHz)
+
+
+class VadStream(Protocol):
+    def accept(self, pcm: np.ndarray) -> list[VadEvent]:
+        """Feed int16 mono 16 kHz samples (any length); return the speech starts/ends found. Blocking."""
+
+    def finish(self) -> list[VadEvent]:
+        """End of stream: close an open segment (an ``end`` event) if any. Blocking."""
+
+
+class Vad(Protocol):
+    name: str
+
+    def open_stream(self) -> VadStream:
+        """Per-session streaming state; the model itself is shared."""
+
+
+@dataclass
+class AsrContext:
+    """Biasing context the engine hands to ASR: the current question and the resume's terms."""
+    question: str = ""
+    terms: list[str] = field(default_factory=list)
+
+
+class AsrStream(Protocol):
+    def partial(self, pcm: np.ndarray, context: AsrContext) -> str:
+        """Hypothesis for the utterance so far (``pcm`` is the whole utterance up to now; a streaming
+        model may feed only what it has not seen yet). Blocking. May be skipped by the engine."""
+
+    def final(self, pcm: np.ndarray, context: AsrContext) -> str:
+        """Final text of the whole utterance, simplified Chinese; resets the stream for the next
+        utterance. Returns "" for non-speech. Blocking."""
+
+
+class AsrEngine(Protocol):
+    name: str
+
+    def open_stream(self) -> AsrStream:
+        """Per-session state; the model is loaded once per process by the factory."""
+
+
+# --- questions and reports -----------------------------------------------------------------------
+@dataclass
+class Question:
+    text: str
+    kind: str = "fundamental"          # project | skill | fundamental | behavioral | follow_up
+    topic: str = ""
+    source: str = ""                   # name of the question source
+
+
+@dataclass
+class QuestionRequest:
+    resume: dict                       # the stored resume (content fields of api.md)
+    interview: dict                    # position_name, position_type, company_name, position_description, position_requirements
+    count: int = 5
+
+
+@dataclass
+class FollowUpRequest:
+    resume: dict
+    interview: dict
+    question: Question
+    answer: str
+    history: list[dict]                # earlier {question, answer} pairs
+
+
+class QuestionSource(Protocol):
+    name: str
+
+    async def generate(self, request: QuestionRequest) -> list[Question]:
+        """The planned questions for this interview, in Chinese. Raise on failure (the engine falls
+        back to the next source)."""
+
+    async def follow_up(self, request: FollowUpRequest) -> str | None:
+        """A follow-up question for a shallow answer, or None."""
+
+
+class Scorer(Protocol):
+    name: str
+
+    async def score(self, record: dict) -> dict:
+        """Write the report for a finished interview ``record`` (the stored interview with its
+        transcript, questions, code submissions and cheat events). Returns the report dict:
+        ``{"overall_score", "summary", "questions": [{"index", "question", "answer", "score",
+        "good", "missing", "reference_answer"}], "code": {...}, "cheat_events": [...]}``.
+        Raise on failure (the engine retries later)."""
+
+
+# --- vision --------------------------------------------------------------------------------------
+class CheatDetector(Protocol):
+    name: str
+
+    def detect(self, image: np.ndarray, state: dict) -> list[CheatSignal]:
+        """Inspect one decoded BGR frame. ``state`` is this detector's per-session dict (for
+        baselines). Blocking; runs in the engine's vision thread pool."""
+
+
+# --- code ----------------------------------------------------------------------------------------
+@dataclass
+class RunLimits:
+    cpu_seconds: float = 2.0
+    wall_seconds: float = 5.0
+    memory_mb: int = 256
+    max_processes: int = 32
+    max_output_bytes: int = 65536
+
+
+@dataclass
+class RunOutcome:
+    stdout: str
+    stderr: str
+    exit_code: int | None
+    wall_ms: float
+    timed_out: bool = False
+    memory_exceeded: bool = False
+    output_truncated: bool = False
+    error: str = ""                    # infrastructure error (sandbox could not start)
+
+
+class CodeRunner(Protocol):
+    name: str
+    languages: tuple[str, ...]
+
+    async def run(self, language: str, code: str, stdin: str, limits: RunLimits) -> RunOutcome:
+        """Run ``code`` with ``stdin`` in isolation. Never raises for candidate errors."""
+
+    def check(self) -> str | None:
+        """None when the sandbox can run here, else a message saying what is missing."""
+
+
+# --- storage (implemented by storage/, which the engine never imports) --------------------------
+@runtime_checkable
+class InterviewStore(Protocol):
+    async def load_interview(self, user_id: str, interview_id: str) -> dict | None:
+        """The interview if it belongs to ``user_id``, else None."""
+
+    async def load_resume(self, user_id: str, resume_id: int) -> dict | None:
+        """The resume if it belongs to ``user_id``, else None."""
+
+    async def update_interview(self, interview_id: str, *, set_fields: dict | None = None,
+                               push: dict[str, Any] | None = None) -> None:
+        """One atomic update of the interview document: ``$set`` of ``set_fields`` and ``$push`` of
+        each ``push`` value (a dict, or a list of dicts) onto the named array field."""
+
+    async def append_transcript(self, interview_id: str, entries: list[dict]) -> None:
+        """Append final utterances (never partials) to the interview's transcript."""
+
+    async def load_transcript(self, interview_id: str) -> list[dict]:
+        """The whole transcript in order."""

@@ -1,0 +1,137 @@
+"""Plugin discovery and registration (pluggy).
+
+Built-in plugins are modules listed in ``DEFAULT_PLUGINS``; they are registered exactly like a
+third-party plugin, which comes in through the ``mianshi`` entry-point group. Each registration hook
+fills a ``Registry``: name -> factory. The engine picks from the registries what plugins.toml selects.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import pluggy
+
+from core import hookspecs
+
+log = logging.getLogger("mianshi.plugins")
+
+DEFAULT_PLUGINS: tuple[str, ...] = (
+    "phases.intro",
+    "phases.question",
+    "phases.code",
+    "plugins.question_bank",
+    "plugins.scorer_heuristic",
+    "plugins.vad_energy",
+    "plugins.vad_fsmn",
+    "plugins.asr_whisper",
+    "plugins.asr_funasr",
+    "plugins.llm",
+    "plugins.vision_blazeface",
+    "plugins.vision_haar",
+    "plugins.vision_facemesh",
+    "plugins.sandbox_bwrap",
+)
+
+# hook name -> kind of thing it registers
+REGISTRATION_HOOKS = {
+    "register_phases": "phase",
+    "register_vad": "vad",
+    "register_asr": "asr",
+    "register_question_sources": "question_source",
+    "register_scorers": "scorer",
+    "register_cheat_detectors": "cheat_detector",
+    "register_code_runners": "code_runner",
+}
+
+
+class PluginError(RuntimeError):
+    pass
+
+
+@dataclass
+class Registration:
+    name: str
+    factory: Callable[..., Any]
+    plugin: str
+
+
+@dataclass
+class Registry:
+    kind: str
+    items: dict[str, Registration] = field(default_factory=dict)
+
+    def get(self, name: str) -> Registration:
+        try:
+            return self.items[name]
+        except KeyError:
+            known = ", ".join(sorted(self.items)) or "none"
+            raise PluginError(f"no {self.kind} named {name!r} is registered (registered: {known})") from None
+
+
+def _module_available(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def make_plugin_manager(extra_plugins: list[Any] = (), load_entry_points: bool = True,
+                        default_plugins: tuple[str, ...] | None = None) -> pluggy.PluginManager:
+    pm = pluggy.PluginManager("mianshi")
+    pm.add_hookspecs(hookspecs)
+    for modname in (DEFAULT_PLUGINS if default_plugins is None else default_plugins):
+        if not _module_available(modname):
+            # Listed but not shipped in this build: say so rather than fail at import.
+            log.warning("built-in plugin %s is not present", modname)
+            continue
+        module = importlib.import_module(modname)
+        pm.register(module, name=modname)
+    if load_entry_points:
+        pm.load_setuptools_entrypoints("mianshi")
+    for plugin in extra_plugins:
+        pm.register(plugin)
+    return pm
+
+
+def collect(pm: pluggy.PluginManager) -> dict[str, Registry]:
+    """Call every registration hook and gather what was registered, by kind."""
+    registries: dict[str, Registry] = {}
+    for hook_name, kind in REGISTRATION_HOOKS.items():
+        registry = Registry(kind)
+        hook = getattr(pm.hook, hook_name)
+        for impl in hook.get_hookimpls():
+            plugin_name = pm.get_name(impl.plugin) or repr(impl.plugin)
+
+            def register(name: str, factory: Callable[..., Any], _plugin=plugin_name, _reg=registry) -> None:
+                if not isinstance(name, str) or not name:
+                    raise PluginError(f"{_plugin}: {_reg.kind} name must be a non-empty string")
+                if name in _reg.items:
+                    raise PluginError(f"{_plugin}: {_reg.kind} {name!r} is already registered by "
+                                      f"{_reg.items[name].plugin}")
+                _reg.items[name] = Registration(name, factory, _plugin)
+
+            impl.function(register=register)
+        registries[kind] = registry
+    return registries
+
+
+def describe(pm: pluggy.PluginManager, registries: dict[str, Registry], active: dict[str, list[str]]) -> list[dict]:
+    """What ``GET /-/plugins`` shows: each plugin, the hooks it implements, what it registered."""
+    out = []
+    for name, plugin in sorted(pm.list_name_plugin(), key=lambda item: item[0]):
+        hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or [])
+        registered = []
+        for kind, registry in registries.items():
+            for reg in registry.items.values():
+                if reg.plugin == name:
+                    registered.append({"kind": kind, "name": reg.name,
+                                       "active": reg.name in active.get(kind, [])})
+        dist = None
+        for plugin_obj, d in pm.list_plugin_distinfo():
+            if plugin_obj is plugin:
+                dist = {"name": d.project_name, "version": d.version}
+        out.append({"name": name, "hooks": hooks, "registered": registered,
+                    "builtin": name in DEFAULT_PLUGINS, "distribution": dist})
+    return out
