@@ -79,6 +79,7 @@ class Question:
     kind: str = "fundamental"          # project | skill | fundamental | behavioral | follow_up
     topic: str = ""
     source: str = ""                   # name of the question source
+    reference_points: list[str] = field(default_factory=list)   # 要点 a good answer covers (for the report)
 
 
 @dataclass
