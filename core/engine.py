@@ -1,0 +1,547 @@
+"""The interview engine.
+
+``Engine`` is built once per process: it loads the plugins (``core.plugins``), builds what
+plugins.toml selects (phases, VAD, ASR, question sources, scorers, cheat detectors, the code runner)
+and owns the shared thread pools. ``Engine.open_session`` gives a ``Session`` per interview
+connection: it feeds audio to the speech pipeline, frames to the cheat monitor, and turns
+everything into typed events handled one at a time by the current phase. Every final utterance,
+question, phase change and cheat episode is written to the store the moment it happens, so a new
+connection resumes the interview where it stood.
+
+The engine never imports sanic or motor: the web layer passes ``send`` (an async callable taking a
+message dict) and the store (``core.interfaces.InterviewStore``).
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from typing import Any, Awaitable, Callable
+
+
+from core import events as ev
+from core.clock import Clock, SystemClock
+from core.config import data_dir
+from core.interfaces import AsrContext, InterviewStore, PluginContext, Question
+from core.plugins import PluginError, collect, describe, make_plugin_manager
+
+log = logging.getLogger("mianshi.engine")
+
+Send = Callable[[dict], Awaitable[None]]
+
+
+def utcnow_iso() -> str:
+    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+class SessionError(Exception):
+    """``create_stream`` cannot be honoured; ``text`` goes back in an ``error`` message."""
+
+    def __init__(self, text: str, field: str | None = None) -> None:
+        super().__init__(text)
+        self.text = text
+        self.field = field
+
+
+class EngineStartError(RuntimeError):
+    pass
+
+
+END_TEXT = "面试结束，感谢您的参与！评估报告正在生成，稍后可在报告页查看。"
+OPTIONAL_KINDS = ("question_source", "scorer")
+
+
+class Engine:
+    def __init__(self, config: dict, *, store: InterviewStore, clock: Clock | None = None,
+                 extra_plugins: tuple = (), load_entry_points: bool = True) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock or SystemClock()
+        self.extra_plugins = tuple(extra_plugins)
+        self.load_entry_points = load_entry_points
+        self.engine_cfg: dict = config.get("engine", {})
+        self.timing: dict = config.get("timing", {})
+        self.limits: dict = config.get("limits", {})
+        self.pm = None
+        self.registries: dict = {}
+        self.active: dict[str, list[str]] = {}
+        self.unavailable: dict[str, str] = {}
+        self.phase_factories: list[tuple[str, Any]] = []
+        self.vad = None
+        self.asr = None
+        self.question_sources: list = []
+        self.scorers: list = []
+        self.detectors: list = []
+        self.code_runner = None
+        self.code_runner_problem: str | None = None
+        self.asr_scheduler = None
+        self.vision_pool = None
+        self.reports = None
+        self.executor = ThreadPoolExecutor(max_workers=int(self.engine_cfg.get("blocking_workers", 4)),
+                                           thread_name_prefix="mianshi-blocking")
+        self.sessions: dict[str, Session] = {}
+        self._open_locks: dict[str, asyncio.Lock] = {}
+        self.started = False
+
+    # -- building ---------------------------------------------------------------------------------
+    def plugin_context(self, name: str) -> PluginContext:
+        settings = self.config.get("plugins", {}).get(name, {}) or {}
+        return PluginContext(name=name, settings=settings, config=self.config,
+                             data_dir=data_dir(self.config), clock=self.clock)
+
+    async def _build(self, kind: str, name: str):
+        registration = self.registries[kind].get(name)
+        obj = await asyncio.get_running_loop().run_in_executor(
+            self.executor, registration.factory, self.plugin_context(name))
+        self.active.setdefault(kind, []).append(name)
+        return obj
+
+    async def _build_optional(self, kind: str, name: str):
+        try:
+            return await self._build(kind, name)
+        except Exception as exc:  # an optional component that cannot start is reported, not fatal
+            self.unavailable[f"{kind}:{name}"] = str(exc)
+            log.warning("%s %r unavailable: %s", kind, name, exc)
+            return None
+
+    async def start(self) -> None:
+        self.pm = make_plugin_manager(list(self.extra_plugins), load_entry_points=self.load_entry_points)
+        self.registries = collect(self.pm)
+        cfg = self.engine_cfg
+        try:
+            for name in cfg.get("phases", ["intro", "question", "code"]):
+                self.phase_factories.append((name, await self._build("phase", name)))
+            if cfg.get("vad") and cfg.get("asr"):
+                self.vad = await self._build("vad", cfg["vad"])
+                self.asr = await self._build("asr", cfg["asr"])
+            for name in cfg.get("question_sources", ["bank"]):
+                source = await self._build_optional("question_source", name)
+                if source is not None:
+                    self.question_sources.append(source)
+            for name in cfg.get("scorers", ["heuristic"]):
+                scorer = await self._build_optional("scorer", name)
+                if scorer is not None:
+                    self.scorers.append(scorer)
+            for name in cfg.get("cheat_detectors", []):
+                self.detectors.append(await self._build("cheat_detector", name))
+            if cfg.get("code_runner"):
+                self.code_runner = await self._build("code_runner", cfg["code_runner"])
+                self.code_runner_problem = self.code_runner.check()
+                if self.code_runner_problem:
+                    log.error("THE CODE SANDBOX CANNOT RUN: %s — code submissions will be refused "
+                              "until this is fixed.", self.code_runner_problem)
+        except PluginError as exc:
+            raise EngineStartError(str(exc)) from None
+        if not self.question_sources:
+            raise EngineStartError("no question source could start; check [engine] question_sources")
+        if self.asr is not None:
+            from core.speech import AsrScheduler
+            self.asr_scheduler = AsrScheduler(workers=int(cfg.get("asr_workers", 2)))
+        if self.detectors:
+            from core.cheat import VisionPool
+            self.vision_pool = VisionPool(workers=int(cfg.get("vision_workers", 1)))
+        from core.report import ReportService
+        self.reports = ReportService(self.scorers, self.store, self.clock, self.config.get("report", {}))
+        await self.reports.resume_pending()
+        self.started = True
+
+    async def close(self) -> None:
+        for session in list(self.sessions.values()):
+            await session.close()
+        if self.reports is not None:
+            await self.reports.aclose()
+        if self.asr_scheduler is not None:
+            self.asr_scheduler.close()
+        if self.vision_pool is not None:
+            self.vision_pool.close()
+        for obj in [self.asr, self.vad, self.code_runner, *self.question_sources, *self.scorers]:
+            closer = getattr(obj, "aclose", None)
+            if closer is not None:
+                await closer()
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+    def plugins_listing(self) -> dict:
+        return {"plugins": describe(self.pm, self.registries, self.active),
+                "active": self.active, "unavailable": self.unavailable,
+                "sandbox_problem": self.code_runner_problem}
+
+    def emit(self, interview_id: str, kind: str, data: dict) -> None:
+        try:
+            self.pm.hook.interview_event(interview_id=interview_id, kind=kind, data=data)
+        except Exception:  # observers must not break interviews
+            log.exception("interview_event hook failed")
+
+    # -- sessions ---------------------------------------------------------------------------------
+    async def open_session(self, user_id: str, request: ev.CreateStream, send: Send) -> "Session":
+        lock = self._open_locks.setdefault(request.interview_id, asyncio.Lock())
+        async with lock:
+            existing = self.sessions.get(request.interview_id)
+            if existing is not None:
+                if existing.user_id != user_id:
+                    raise SessionError("面试不存在或无权访问", "interview_id")
+                await existing.close(takeover=True)
+            interview = await self.store.load_interview(user_id, request.interview_id)
+            if interview is None:
+                raise SessionError("面试不存在或无权访问", "interview_id")
+            resume = await self.store.load_resume(user_id, request.resume_id)
+            if resume is None:
+                raise SessionError("简历不存在或无权访问", "resume_id")
+            bound = interview.get("resume_id")
+            if bound is not None and int(bound) != request.resume_id:
+                raise SessionError(f"该面试已使用简历 {bound} 开始，不能更换简历", "resume_id")
+            if interview.get("status") == "finished":
+                raise SessionError("该面试已结束，请查看面试报告", "interview_id")
+            session = Session(self, user_id, interview, resume, send)
+            self.sessions[request.interview_id] = session
+            return session
+
+    def _forget(self, session: "Session") -> None:
+        if self.sessions.get(session.interview_id) is session:
+            del self.sessions[session.interview_id]
+
+
+class _PhaseCtx:
+    """The ``core.phase.PhaseContext`` a session gives to each of its phases."""
+
+    def __init__(self, session: "Session", name: str, settings: dict, state: dict) -> None:
+        self._session = session
+        self.name = name
+        self.settings = settings
+        self.state = state
+        engine = session.engine
+        self.interview_id = session.interview_id
+        self.interview = session.interview
+        self.resume = session.resume
+        self.clock = engine.clock
+        self.timing = engine.timing
+        self.question_sources = engine.question_sources
+        self.code_runner = engine.code_runner
+        self.code_runner_problem = engine.code_runner_problem
+
+    async def send(self, message: dict) -> None:
+        await self._session.send(message)
+
+    async def say(self, text: str, **extra: Any) -> None:
+        await self._session.say(self.name, text, **extra)
+
+    async def save(self) -> None:
+        await self._session.store_update(set_fields={f"phase_state.{self.name}": self.state})
+
+    async def record_question(self, question: Question, index: int, total: int) -> None:
+        await self._session.record_question(self.name, question, index, total)
+
+    async def store(self, *, set_fields: dict | None = None, push: dict | None = None) -> None:
+        await self._session.store_update(set_fields=set_fields, push=push)
+
+    def set_asr_context(self, context: AsrContext) -> None:
+        self._session.asr_context = context
+        if self._session.speech is not None:
+            self._session.speech.set_context(context)
+
+    async def run_blocking(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._session.engine.executor, fn, *args)
+
+    def background(self, coro, name: str) -> asyncio.Task:
+        return self._session.spawn(coro, name)
+
+    async def finish(self) -> None:
+        self._session.request_advance()
+
+
+class Session:
+    def __init__(self, engine: Engine, user_id: str, interview: dict, resume: dict, send: Send) -> None:
+        self.engine = engine
+        self.user_id = user_id
+        self.interview = interview
+        self.resume = resume
+        self.interview_id = str(interview.get("id") or interview.get("_id"))
+        self.resume_id = int(resume.get("resume_id") or resume.get("id") or 0)
+        self.stream_id = uuid.uuid4().hex
+        self._send = send
+        self._send_lock = asyncio.Lock()
+        self.events: asyncio.Queue = asyncio.Queue()
+        self.tasks: set[asyncio.Task] = set()
+        self.phases: list = []
+        self.contexts: list[_PhaseCtx] = []
+        self.index = 0
+        self.finished = False
+        self.closed = False
+        self._advance = False
+        self._tick_pending = False
+        self.asr_context = AsrContext()
+        self.speech = None
+        self.cheat = None
+        self._cheat_indexes: dict[int, int] = {}
+        self._cheat_count = len(interview.get("cheat_events") or [])
+
+    # -- plumbing -----------------------------------------------------------------------------------
+    def spawn(self, coro, name: str) -> asyncio.Task:
+        task = asyncio.get_running_loop().create_task(coro, name=f"{self.interview_id}:{name}")
+        self.tasks.add(task)
+
+        def done(t: asyncio.Task) -> None:
+            self.tasks.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.error("session task %s failed", t.get_name(), exc_info=t.exception())
+
+        task.add_done_callback(done)
+        return task
+
+    async def send(self, message: dict) -> None:
+        if self.closed:
+            return
+        async with self._send_lock:
+            try:
+                await self._send(message)
+            except Exception as exc:  # the connection is gone; state is in the store
+                log.info("send failed for %s: %s", self.interview_id, exc)
+
+    async def store_update(self, *, set_fields: dict | None = None, push: dict | None = None) -> None:
+        fields = dict(set_fields or {})
+        fields["updated_at"] = utcnow_iso()
+        await self.engine.store.update_interview(self.interview_id, set_fields=fields, push=push)
+
+    @property
+    def phase(self):
+        return self.phases[self.index] if not self.finished and self.index < len(self.phases) else None
+
+    @property
+    def ctx(self) -> _PhaseCtx | None:
+        return self.contexts[self.index] if not self.finished and self.index < len(self.contexts) else None
+
+    def request_advance(self) -> None:
+        self._advance = True
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    async def start(self) -> None:
+        engine = self.engine
+        stored_states = self.interview.get("phase_state") or {}
+        for name, factory in engine.phase_factories:
+            self.phases.append(factory.create())
+            settings = engine.config.get("plugins", {}).get(name, {}) or {}
+            self.contexts.append(_PhaseCtx(self, name, settings, dict(stored_states.get(name) or {})))
+        if engine.asr is not None:
+            from core.speech import SpeechPipeline
+            self.speech = SpeechPipeline(engine.vad, engine.asr, engine.asr_scheduler, engine.clock,
+                                         self.on_speech_event, engine.config.get("speech", {}))
+        if engine.detectors:
+            from core.cheat import CheatMonitor
+            self.cheat = CheatMonitor(engine.detectors, engine.vision_pool, engine.clock,
+                                      on_episode=self.on_cheat_episode,
+                                      on_frame_error=self.on_frame_error,
+                                      settings=engine.config.get("cheat", {}),
+                                      on_episode_end=self.on_cheat_episode_end)
+        stored_phase = self.interview.get("phase")
+        names = [name for name, _ in engine.phase_factories]
+        fresh = stored_phase not in names
+        if fresh:
+            self.index = 0
+            await self.store_update(set_fields={"status": "in_progress", "resume_id": self.resume_id,
+                                                "started_at": utcnow_iso(), "phase": names[0]})
+            self.interview["status"] = "in_progress"
+        else:
+            self.index = names.index(stored_phase)
+        for phase, ctx in zip(self.phases, self.contexts):
+            prepare = getattr(phase, "prepare", None)
+            if prepare is not None and phase is not self.phases[self.index]:
+                await prepare(ctx)
+        self.spawn(self._loop(), "events")
+        self.spawn(self._ticker(), "ticker")
+        if fresh:
+            await self._enter(self.index)
+        else:
+            current = self.interview.get("current_message")
+            if current:
+                await self.send(current)
+            await self.phases[self.index].on_resume(self.contexts[self.index])
+        await self._run_transitions()
+
+    async def _enter(self, index: int) -> None:
+        self.index = index
+        name = self.contexts[index].name
+        await self.store_update(set_fields={"phase": name})
+        self.interview["phase"] = name
+        self.engine.emit(self.interview_id, "phase", {"phase": name, "at": utcnow_iso()})
+        await self.phases[index].on_enter(self.contexts[index])
+
+    async def _run_transitions(self) -> None:
+        while self._advance and not self.finished:
+            self._advance = False
+            phase, ctx = self.phases[self.index], self.contexts[self.index]
+            await phase.on_exit(ctx)
+            await ctx.save()
+            if self.index + 1 < len(self.phases):
+                await self._enter(self.index + 1)
+            else:
+                await self._finish_interview()
+
+    async def _finish_interview(self) -> None:
+        self.finished = True
+        message = ev.interview_message("end", END_TEXT)
+        await self.store_update(set_fields={"status": "finished", "phase": "end", "finished_at": utcnow_iso(),
+                                            "current_message": message, "report_status": "pending"})
+        await self.send(message)
+        self.engine.emit(self.interview_id, "end", {"at": utcnow_iso()})
+        self.engine.reports.schedule(self.interview_id)
+
+    async def close(self, takeover: bool = False) -> None:
+        """The connection ended (or a new one took over): finish what was heard, stop the tasks."""
+        if self.closed:
+            return
+        if takeover:
+            await self.send(ev.error("该面试已在新的连接中继续，本连接将关闭"))
+        if self.speech is not None:
+            try:
+                await asyncio.wait_for(self._flush_speech(), 30)
+            except Exception:
+                log.exception("flushing speech on close failed")
+            await self.speech.aclose()
+        # let the final utterances reach the phase and the store before stopping
+        try:
+            await asyncio.wait_for(self._drain_events(), 10)
+        except asyncio.TimeoutError:
+            pass
+        self.closed = True
+        if self.cheat is not None:
+            await self.cheat.aclose()
+        current = asyncio.current_task()
+        for task in list(self.tasks):
+            if task is not current:
+                task.cancel()
+        await asyncio.gather(*[t for t in self.tasks if t is not current], return_exceptions=True)
+        if self.ctx is not None:
+            await self.ctx.save()
+        self.engine._forget(self)
+
+    async def _flush_speech(self) -> None:
+        await self.speech.end_of_stream()
+        await self.speech.drain()
+
+    async def _drain_events(self) -> None:
+        while not self.events.empty():
+            await asyncio.sleep(0.01)
+        await self.events.join()
+
+    # -- inputs -------------------------------------------------------------------------------------
+    async def handle(self, message) -> None:
+        """A parsed client message after ``create_stream``."""
+        if isinstance(message, ev.AudioFrame):
+            if self.speech is None:
+                await self.send(ev.error("服务器未启用语音识别，请使用文字作答（text_answer）"))
+                return
+            if message.pcm:
+                await self.speech.feed(message.pcm)
+            if message.end:
+                await self.speech.end_of_stream()
+        elif isinstance(message, ev.VideoFrame):
+            if self.cheat is not None:
+                await self.cheat.submit_frame(message.jpeg)
+        elif isinstance(message, ev.ClientEvent):
+            if self.cheat is not None:
+                await self.cheat.client_event(message.event)
+        elif isinstance(message, ev.EndAnswer):
+            # the utterance in progress belongs to this answer: finish it first
+            if self.speech is not None and self.speech.speaking:
+                self.spawn(self._end_answer_after_flush(), "end-answer")
+            else:
+                self.events.put_nowait(message)
+        elif isinstance(message, ev.TextAnswer):
+            await self.record_utterance(message.text, "text", None, None)
+            self.events.put_nowait(message)
+        elif isinstance(message, ev.CodeSubmit):
+            self.events.put_nowait(message)
+
+    async def _end_answer_after_flush(self) -> None:
+        await self._flush_speech()
+        self.events.put_nowait(ev.EndAnswer())
+
+    async def on_speech_event(self, event) -> None:
+        if isinstance(event, ev.Transcript):
+            if event.text:
+                await self.send(ev.asr_result(event.text, event.is_final))
+            if event.is_final and event.text:
+                await self.record_utterance(event.text, "speech", event.audio_start, event.audio_end)
+        self.events.put_nowait(event)
+
+    async def record_utterance(self, text: str, source: str, t_start: float | None, t_end: float | None) -> None:
+        ctx = self.ctx
+        phase = ctx.name if ctx is not None else "end"
+        qi = None
+        if ctx is not None and "plan" in ctx.state and ctx.state.get("index", 0) < len(ctx.state["plan"]):
+            qi = ctx.state["index"] + 1
+        entry = {"phase": phase, "question_index": qi, "text": text, "source": source,
+                 "t_start": t_start, "t_end": t_end, "at": utcnow_iso()}
+        await self.engine.store.append_transcript(self.interview_id, [entry])
+        self.engine.emit(self.interview_id, "utterance", entry)
+
+    async def on_cheat_episode(self, record: dict) -> None:
+        await self.send(ev.cheat_detected(record["kind"]))
+        self._cheat_indexes[id(record)] = self._cheat_count
+        self._cheat_count += 1
+        await self.store_update(push={"cheat_events": dict(record, phase=self.ctx.name if self.ctx else "end")})
+        self.engine.emit(self.interview_id, "cheat", record)
+
+    async def on_cheat_episode_end(self, record: dict) -> None:
+        position = self._cheat_indexes.pop(id(record), None)
+        if position is None:
+            return
+        await self.store_update(set_fields={f"cheat_events.{position}.ended_at": record.get("ended_at"),
+                                            f"cheat_events.{position}.frames": record.get("frames")})
+
+    async def on_frame_error(self, text: str) -> None:
+        await self.send(ev.error(text))
+
+    # -- the phase loop -------------------------------------------------------------------------------
+    async def say(self, phase_name: str, text: str, **extra: Any) -> None:
+        question = extra.pop("question", None)
+        message = ev.interview_message(phase_name, text, **extra)
+        set_fields = {"current_message": message}
+        push = None
+        if question is not None:
+            record = dataclasses.asdict(question)
+            record.update(index=extra.get("question_index"), asked_at=utcnow_iso())
+            push = {"questions": record}
+        await self.store_update(set_fields=set_fields, push=push)
+        self.interview["current_message"] = message
+        await self.send(message)
+        if question is not None:
+            self.engine.emit(self.interview_id, "question", push["questions"])
+
+    async def record_question(self, phase_name: str, question: Question, index: int, total: int) -> None:
+        record = dataclasses.asdict(question)
+        record.update(index=index, asked_at=utcnow_iso())
+        await self.store_update(push={"questions": record})
+        self.engine.emit(self.interview_id, "question", record)
+
+    async def _loop(self) -> None:
+        while True:
+            event = await self.events.get()
+            try:
+                if isinstance(event, ev.Tick):
+                    self._tick_pending = False
+                phase, ctx = self.phase, self.ctx
+                if phase is None:
+                    if isinstance(event, (ev.EndAnswer, ev.TextAnswer, ev.CodeSubmit)):
+                        await self.send(ev.error("面试已结束"))
+                    continue
+                await phase.on_event(ctx, event)
+                await self._run_transitions()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("phase %s failed on %r", self.ctx.name if self.ctx else "?", type(event).__name__)
+                await self.send(ev.error("服务器处理该消息时出错，面试将继续"))
+            finally:
+                self.events.task_done()
+
+    async def _ticker(self) -> None:
+        tick = float(self.engine.timing.get("tick_seconds", 0.25))
+        clock = self.engine.clock
+        while True:
+            await clock.sleep(tick)
+            if not self._tick_pending:
+                self._tick_pending = True
+                self.events.put_nowait(ev.Tick(clock.now()))

@@ -1,0 +1,1 @@
+"""Built-in interview phases (plugins registered through ``register_phases``)."""

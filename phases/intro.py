@@ -1,0 +1,54 @@
+"""The self-introduction phase: "请开始自我介绍吧", ended by silence, "说完了" or end_answer."""
+from __future__ import annotations
+
+from core.events import TEXT_INTRO_START
+from core.hookspecs import hookimpl
+from core.interfaces import AsrContext, PluginContext
+from core.resume import resume_terms
+from core.turns import Turn
+
+
+class IntroPhase:
+    name = "intro"
+
+    def __init__(self, settings: dict) -> None:
+        self.settings = settings
+        self.turn: Turn | None = None
+
+    def _turn(self, ctx) -> Turn:
+        if self.turn is None:
+            self.turn = Turn(float(ctx.timing.get("intro_silence_seconds", 15.0)),
+                             str(ctx.timing.get("done_phrase", "说完了")))
+        return self.turn
+
+    async def on_enter(self, ctx) -> None:
+        ctx.set_asr_context(AsrContext(question=TEXT_INTRO_START, terms=resume_terms(ctx.resume)))
+        self._turn(ctx).start(ctx.clock.now())
+        await ctx.say(TEXT_INTRO_START)
+
+    async def on_resume(self, ctx) -> None:
+        ctx.set_asr_context(AsrContext(question=TEXT_INTRO_START, terms=resume_terms(ctx.resume)))
+        turn = self._turn(ctx)
+        turn.start(ctx.clock.now())
+
+    async def on_event(self, ctx, event) -> None:
+        reason = self._turn(ctx).feed(event, ctx.clock.now())
+        if reason:
+            ctx.state["ended_by"] = reason
+            await ctx.finish()
+
+    async def on_exit(self, ctx) -> None:
+        return None
+
+
+class IntroFactory:
+    def __init__(self, ctx: PluginContext) -> None:
+        self.settings = ctx.settings
+
+    def create(self) -> IntroPhase:
+        return IntroPhase(self.settings)
+
+
+@hookimpl
+def register_phases(register):
+    register("intro", IntroFactory)

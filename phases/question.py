@@ -1,0 +1,205 @@
+"""The question phase.
+
+The plan of questions is generated while the intro runs (``prepare``), from the question sources of
+``[engine] question_sources`` in order: the first that answers within
+``question_generation_timeout_seconds`` wins, the next is the fallback (the built-in bank never
+fails). On entering: "自我介绍结束，下面开始问问题。" immediately followed by the first question. Each
+answer ends like the intro; a source may then add up to ``max_follow_ups`` follow-up questions
+(``[plugins.question]``); when the queue is empty the phase finishes.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+
+from core.events import TEXT_INTRO_END
+from core.hookspecs import hookimpl
+from core.interfaces import AsrContext, FollowUpRequest, PluginContext, Question, QuestionRequest
+from core.resume import resume_terms
+from core.turns import Turn
+
+log = logging.getLogger("mianshi.phases.question")
+
+
+def _question_to_dict(q: Question) -> dict:
+    return dataclasses.asdict(q)
+
+
+def _question_from_dict(d: dict) -> Question:
+    fields = {f.name for f in dataclasses.fields(Question)}
+    return Question(**{k: v for k, v in d.items() if k in fields})
+
+
+async def plan_questions(ctx, count: int, timeout: float) -> tuple[list[Question], str, list[str]]:
+    """Ask the sources in order; return (questions, source name, errors of the sources that failed)."""
+    request = QuestionRequest(resume=ctx.resume, interview=ctx.interview, count=count)
+    errors: list[str] = []
+    for source in ctx.question_sources:
+        try:
+            questions = await asyncio.wait_for(source.generate(request), timeout)
+        except asyncio.TimeoutError:
+            errors.append(f"{source.name}: timed out after {timeout:.0f}s")
+            continue
+        except Exception as exc:  # a failing source is normal: fall back to the next
+            errors.append(f"{source.name}: {exc}")
+            continue
+        questions = [q for q in questions if isinstance(q, Question) and q.text.strip()]
+        if questions:
+            for q in questions:
+                q.source = q.source or source.name
+            return questions[:max(count, 1)], source.name, errors
+        errors.append(f"{source.name}: returned no questions")
+    return [], "", errors
+
+
+class QuestionPhase:
+    name = "question"
+
+    def __init__(self, settings: dict) -> None:
+        self.settings = settings
+        self.turn: Turn | None = None
+        self._plan_task: asyncio.Task | None = None
+
+    # -- planning --------------------------------------------------------------------------------
+    def _timeout(self, ctx) -> float:
+        return float(ctx.timing.get("question_generation_timeout_seconds", 20.0))
+
+    async def _make_plan(self, ctx) -> None:
+        count = int(ctx.timing.get("question_count", 5))
+        questions, source, errors = await plan_questions(ctx, count, self._timeout(ctx))
+        if errors:
+            log.warning("interview %s: question sources failed: %s", ctx.interview_id, "; ".join(errors))
+        self._store_plan(ctx, questions, source, errors)
+        await ctx.save()
+
+    @staticmethod
+    def _store_plan(ctx, questions: list[Question], source: str, errors: list[str]) -> None:
+        plan = []
+        for i, q in enumerate(questions):
+            item = _question_to_dict(q)
+            item["root"] = i
+            plan.append(item)
+        ctx.state.update(plan=plan, plan_source=source, plan_errors=errors, index=0)
+
+    async def prepare(self, ctx) -> None:
+        """Called when the session starts: generate the plan in the background during the intro."""
+        if "plan" not in ctx.state and self._plan_task is None:
+            self._plan_task = ctx.background(self._make_plan(ctx), "question-plan")
+
+    async def _ensure_plan(self, ctx) -> None:
+        if "plan" in ctx.state:
+            return
+        if self._plan_task is None:
+            self._plan_task = ctx.background(self._make_plan(ctx), "question-plan")
+        try:
+            await asyncio.wait_for(asyncio.shield(self._plan_task), self._timeout(ctx) * 2 + 5)
+        except asyncio.TimeoutError:
+            pass
+        if "plan" not in ctx.state:  # the task died: never stall, fall back to the last source
+            questions, source, errors = await plan_questions(ctx, int(ctx.timing.get("question_count", 5)),
+                                                             self._timeout(ctx))
+            self._store_plan(ctx, questions, source, errors)
+            await ctx.save()
+
+    # -- asking ----------------------------------------------------------------------------------
+    def _new_turn(self, ctx) -> Turn:
+        return Turn(float(ctx.timing.get("answer_silence_seconds", 15.0)),
+                    str(ctx.timing.get("done_phrase", "说完了")))
+
+    async def _ask(self, ctx) -> None:
+        plan = ctx.state["plan"]
+        index = ctx.state["index"]
+        question = _question_from_dict(plan[index])
+        ctx.set_asr_context(AsrContext(question=question.text, terms=resume_terms(ctx.resume)))
+        self.turn = self._new_turn(ctx)
+        self.turn.start(ctx.clock.now())
+        await ctx.say(question.text, question_index=index + 1, total=len(plan), question=question)
+
+    async def on_enter(self, ctx) -> None:
+        await ctx.say(TEXT_INTRO_END)
+        await self._ensure_plan(ctx)
+        if not ctx.state["plan"]:
+            await ctx.finish()
+            return
+        await self._ask(ctx)
+
+    async def on_resume(self, ctx) -> None:
+        await self._ensure_plan(ctx)
+        if ctx.state.get("index", 0) >= len(ctx.state["plan"]):
+            await ctx.finish()
+            return
+        question = _question_from_dict(ctx.state["plan"][ctx.state["index"]])
+        ctx.set_asr_context(AsrContext(question=question.text, terms=resume_terms(ctx.resume)))
+        self.turn = self._new_turn(ctx)
+        self.turn.start(ctx.clock.now())
+        self.turn.texts = list(ctx.state.get("answer_so_far", []))
+
+    async def on_event(self, ctx, event) -> None:
+        if self.turn is None:
+            return
+        before = len(self.turn.texts)
+        reason = self.turn.feed(event, ctx.clock.now())
+        if len(self.turn.texts) != before:
+            ctx.state["answer_so_far"] = list(self.turn.texts)
+        if reason:
+            await self._answered(ctx, reason)
+
+    async def _follow_up(self, ctx, question: Question, root: int, answer: str) -> str | None:
+        """Ask the sources for a follow-up, unless the question already had ``max_follow_ups``."""
+        limit = int(self.settings.get("max_follow_ups", 1))
+        used = sum(1 for p in ctx.state["plan"] if p.get("kind") == "follow_up" and p.get("root") == root)
+        if limit <= 0 or used >= limit or not answer.strip():
+            return None
+        history = [{"question": p["text"]} for p in ctx.state["plan"][:ctx.state["index"]]]
+        request = FollowUpRequest(resume=ctx.resume, interview=ctx.interview, question=question,
+                                  answer=answer, history=history)
+        timeout = float(self.settings.get("follow_up_timeout_seconds", 8.0))
+        for source in ctx.question_sources:
+            try:
+                text = await asyncio.wait_for(source.follow_up(request), timeout)
+            except Exception as exc:  # includes timeouts: the interview goes on without a follow-up
+                log.info("follow-up from %s failed: %s", source.name, exc)
+                continue
+            if text and text.strip():
+                return text.strip()
+        return None
+
+    async def _answered(self, ctx, reason: str) -> None:
+        index = ctx.state["index"]
+        plan = ctx.state["plan"]
+        entry = plan[index]
+        question = _question_from_dict(entry)
+        root = entry.get("root", index)
+        answer = self.turn.answer if self.turn else ""
+        self.turn = None  # nothing more counts for this question while we decide what follows
+        follow_up = await self._follow_up(ctx, question, root, answer)
+        if follow_up:
+            item = _question_to_dict(Question(text=follow_up, kind="follow_up", topic=question.topic,
+                                              source=question.source))
+            item["root"] = root
+            plan.insert(index + 1, item)
+        ctx.state["index"] = index + 1
+        ctx.state["answer_so_far"] = []
+        ctx.state.setdefault("ended_by", []).append(reason)
+        await ctx.save()
+        if ctx.state["index"] >= len(plan):
+            await ctx.finish()
+        else:
+            await self._ask(ctx)
+
+    async def on_exit(self, ctx) -> None:
+        return None
+
+
+class QuestionFactory:
+    def __init__(self, ctx: PluginContext) -> None:
+        self.settings = ctx.settings
+
+    def create(self) -> QuestionPhase:
+        return QuestionPhase(self.settings)
+
+
+@hookimpl
+def register_phases(register):
+    register("question", QuestionFactory)
