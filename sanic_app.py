@@ -1,0 +1,134 @@
+"""mianshi: the composition root. ``create_app()`` wires configuration, storage, the engine and the
+HTTP/WebSocket routes; ``python sanic_app.py`` serves on the configured host and port (0.0.0.0:8000,
+``PORT`` and ``MIANSHI_DATA_DIR`` override)."""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import itertools
+import logging
+import sys
+
+from sanic import Sanic
+
+from api import errors
+from api.auth import jwt_secret
+from core.clock import SystemClock
+from core.config import ConfigError, data_dir, load_config
+
+log = logging.getLogger("mianshi")
+
+# Routes owned by other parts of the project, registered when their module is present.
+OPTIONAL_BLUEPRINTS = ("api.ws", "api.reports", "api.plugins_listing", "api.static")
+_names = itertools.count()
+
+
+def _module_exists(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _app_name() -> str:
+    while True:
+        n = next(_names)
+        name = "mianshi" if n == 0 else f"mianshi_{n}"
+        if name not in Sanic._app_registry:
+            return name
+
+
+def create_app(config_overrides: dict | None = None, *, clock=None, extra_plugins=()) -> Sanic:
+    config = load_config(overrides=config_overrides)
+    app = Sanic(_app_name())
+    app.config.FALLBACK_ERROR_FORMAT = "json"
+    app.config.OAS_TITLE = "mianshi 面试 API"
+    app.config.OAS_DESCRIPTION = ("实时 AI 模拟面试后端。WebSocket 协议见 /ws/webrtc/ 与 "
+                                  "webrtc-interview-ws-guide.zh.md。")
+    app.config.OAS_URL_PREFIX = "/docs"
+    app.config.CORS = False
+    max_ws = int(config.get("server", {}).get("max_ws_message_bytes", 2_000_000))
+    app.config.WEBSOCKET_MAX_SIZE = max_ws
+    app.config.REQUEST_MAX_SIZE = max(max_ws, 1_000_000)
+    app.ctx.config = config
+    app.ctx.jwt_secret = jwt_secret(config)
+    app.ctx.clock = clock or SystemClock()
+    app.ctx.extra_plugins = tuple(extra_plugins)
+    app.ctx.embedded = None
+    app.ctx.engine = None
+    app.ctx.mongo_client = None
+
+    errors.install(app)
+    app.ext.openapi.add_security_scheme("token", "http", scheme="bearer", bearer_format="JWT")
+
+    from api import interviews, resumes, users
+    for module in (users, resumes, interviews):
+        app.blueprint(module.bp)
+    for name in OPTIONAL_BLUEPRINTS:
+        if _module_exists(name):
+            app.blueprint(importlib.import_module(name).bp)
+
+    app.before_server_start(_start)
+    app.after_server_stop(_stop)
+    return app
+
+
+async def _start(app: Sanic) -> None:
+    from storage import db as dbmod
+    from storage.embedded import EmbeddedMongo
+    from storage.store import Store
+
+    config = app.ctx.config
+    storage = config.get("storage", {})
+    uri = storage.get("mongodb_uri")
+    if not uri:
+        app.ctx.embedded = EmbeddedMongo(data_dir(config))
+        uri = await app.ctx.embedded.start()
+    client, database = dbmod.connect(uri, storage.get("database", "mianshi"))
+    app.ctx.mongo_client = client
+    app.ctx.db = database
+    await dbmod.ping(database)
+    await dbmod.create_indexes(database)
+    app.ctx.store = Store(database)
+
+    from core.engine import Engine
+    app.ctx.engine = Engine(config, store=app.ctx.store, clock=app.ctx.clock,
+                            extra_plugins=app.ctx.extra_plugins)
+    await app.ctx.engine.start()
+
+
+async def _stop(app: Sanic) -> None:
+    from storage import db as dbmod
+    try:
+        if app.ctx.engine is not None:
+            await app.ctx.engine.close()
+    finally:
+        if app.ctx.mongo_client is not None:
+            dbmod.close(app.ctx.mongo_client)
+            app.ctx.mongo_client = None
+        if app.ctx.embedded is not None:
+            await app.ctx.embedded.stop()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        app = create_app()
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    if not app.ctx.config.get("storage", {}).get("mongodb_uri"):
+        # Prepare the embedded database before serving, so a missing Python 3.13 is one clear message.
+        from storage.embedded import EmbeddedMongoError, ensure_venv
+        try:
+            ensure_venv()
+        except EmbeddedMongoError as exc:
+            print(f"mianshi cannot start: {exc}", file=sys.stderr)
+            sys.exit(1)
+    server = app.ctx.config["server"]
+    app.run(host=server["host"], port=int(server["port"]), single_process=True, auto_reload=False,
+            access_log=False, motd=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+"""The one module that knows the database driver (motor). Everything else in ``storage/`` gets a
+database handle from here and the few driver names it needs re-exported below."""
+from __future__ import annotations
+
+from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorDatabase
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.errors import DuplicateKeyError, PyMongoError
+
+__all__ = ["connect", "create_indexes", "close", "DuplicateKeyError", "PyMongoError", "ASCENDING",
+           "DESCENDING", "AFTER", "BEFORE", "Database"]
+
+AFTER = ReturnDocument.AFTER
+BEFORE = ReturnDocument.BEFORE
+Database = AsyncIOMotorDatabase
+
+
+def connect(uri: str, database: str, *, timeout_ms: int = 10_000) -> tuple[AsyncIOMotorClient, AsyncIOMotorDatabase]:
+    client = AsyncIOMotorClient(uri, tz_aware=True, serverSelectionTimeoutMS=timeout_ms,
+                                connectTimeoutMS=timeout_ms, appname="mianshi")
+    return client, client[database]
+
+
+async def ping(db: AsyncIOMotorDatabase) -> None:
+    await db.command("ping")
+
+
+async def create_indexes(db: AsyncIOMotorDatabase) -> None:
+    """The indexes the repositories rely on. Only ``users.username`` is unique: with mongoeco a
+    unique index makes every write to its collection scan the collection (see docs/storage.md),
+    and registration is rare. Everything else is looked up by ``_id`` or by a plain index."""
+    await db.users.create_index([("username", ASCENDING)], unique=True, name="username_unique")
+    await db.resumes.create_index([("user_id", ASCENDING)], name="resumes_by_user")
+    await db.interviews.create_index([("user_id", ASCENDING)], name="interviews_by_user")
+
+
+def close(client: AsyncIOMotorClient) -> None:
+    client.close()

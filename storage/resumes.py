@@ -1,0 +1,72 @@
+"""Resumes: ``resumes`` documents keyed by the integer ``resume_id`` (``_id``), owned by ``user_id``."""
+from __future__ import annotations
+
+from storage.common import iso, next_sequence, utcnow
+from storage.db import AFTER, DESCENDING
+
+CONTENT_FIELDS = ("resume_name", "expected_position", "name", "education", "work_experience",
+                  "projects", "skills", "self_evaluation")
+LIST_FIELDS = ("education", "work_experience", "projects", "skills")
+
+
+def is_completed(doc: dict) -> bool:
+    """api.md: true once name, education, skills and at least one of work_experience/projects are filled."""
+    def filled(value) -> bool:
+        if isinstance(value, str):
+            return bool(value.strip())
+        return bool(value)
+    return (filled(doc.get("name")) and filled(doc.get("education")) and filled(doc.get("skills"))
+            and (filled(doc.get("work_experience")) or filled(doc.get("projects"))))
+
+
+def to_summary(doc: dict) -> dict:
+    """One entry of ``GET /users/resume/list/``, exactly the guide's fields."""
+    return {"resume_id": doc["_id"], "resume_name": doc.get("resume_name", ""),
+            "expected_position": doc.get("expected_position", ""),
+            "updated_at": iso(doc.get("updated_at")), "completed": is_completed(doc)}
+
+
+def to_public(doc: dict) -> dict:
+    out = {"resume_id": doc["_id"]}
+    for key in CONTENT_FIELDS:
+        out[key] = doc.get(key, [] if key in LIST_FIELDS else "")
+    out["completed"] = is_completed(doc)
+    out["created_at"] = iso(doc.get("created_at"))
+    out["updated_at"] = iso(doc.get("updated_at"))
+    return out
+
+
+class ResumeRepository:
+    def __init__(self, db) -> None:
+        self.db = db
+        self.col = db.resumes
+
+    async def create(self, user_id: str, fields: dict) -> dict:
+        resume_id = await next_sequence(self.db, "resume_id")
+        now = utcnow()
+        doc = {"_id": resume_id, "user_id": user_id}
+        for key in CONTENT_FIELDS:
+            doc[key] = fields.get(key, [] if key in LIST_FIELDS else "")
+        doc["created_at"] = doc["updated_at"] = now
+        await self.col.insert_one(doc)
+        return doc
+
+    async def get(self, user_id: str, resume_id: int) -> dict | None:
+        doc = await self.col.find_one({"_id": resume_id})
+        if doc is None or doc.get("user_id") != user_id:
+            return None
+        return doc
+
+    async def update(self, user_id: str, resume_id: int, fields: dict) -> dict | None:
+        changes = {key: fields[key] for key in CONTENT_FIELDS if key in fields}
+        changes["updated_at"] = utcnow()
+        return await self.col.find_one_and_update({"_id": resume_id, "user_id": user_id},
+                                                  {"$set": changes}, return_document=AFTER)
+
+    async def delete(self, user_id: str, resume_id: int) -> bool:
+        result = await self.col.delete_one({"_id": resume_id, "user_id": user_id})
+        return result.deleted_count == 1
+
+    async def list(self, user_id: str) -> list[dict]:
+        cursor = self.col.find({"user_id": user_id}).sort([("updated_at", DESCENDING), ("_id", DESCENDING)])
+        return await cursor.to_list(None)

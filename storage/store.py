@@ -1,0 +1,54 @@
+"""The repositories behind one handle; also the engine's ``core.interfaces.InterviewStore``."""
+from __future__ import annotations
+
+from typing import Any
+
+from storage.interviews import InterviewRepository
+from storage.resumes import ResumeRepository, to_public as resume_public
+from storage.users import UserRepository
+
+
+class Store:
+    def __init__(self, db) -> None:
+        self.db = db
+        self.users = UserRepository(db)
+        self.resumes = ResumeRepository(db)
+        self.interviews = InterviewRepository(db)
+
+    # --- core.interfaces.InterviewStore ---------------------------------------------------------
+    async def load_interview(self, user_id: str, interview_id: str) -> dict | None:
+        return await self.interviews.load(user_id, str(interview_id))
+
+    async def load_resume(self, user_id: str, resume_id: int) -> dict | None:
+        try:
+            resume_id = int(resume_id)
+        except (TypeError, ValueError):
+            return None
+        doc = await self.resumes.get(user_id, resume_id)
+        return None if doc is None else resume_public(doc)
+
+    async def update_interview(self, interview_id: str, *, set_fields: dict | None = None,
+                               push: dict[str, Any] | None = None) -> None:
+        await self.interviews.update(str(interview_id), set_fields=set_fields, push=push)
+
+    async def append_transcript(self, interview_id: str, entries: list[dict]) -> None:
+        await self.interviews.append_transcript(str(interview_id), entries)
+
+    async def load_transcript(self, interview_id: str) -> list[dict]:
+        return await self.interviews.load_transcript(str(interview_id))
+
+    # --- what core/report.py reads (beyond the protocol) ------------------------------------------
+    async def load_interview_by_id(self, interview_id: str) -> dict | None:
+        """The interview whoever owns it (background report writing)."""
+        return await self.interviews.load_by_id(str(interview_id))
+
+    async def load_report_source(self, interview_id: str) -> dict | None:
+        """The whole interview with its transcript, for the scorers."""
+        record = await self.interviews.load_by_id(str(interview_id))
+        if record is None:
+            return None
+        record["transcript"] = await self.interviews.load_transcript(str(interview_id))
+        return record
+
+    async def list_report_pending(self) -> list[str]:
+        return await self.interviews.list_report_pending()
