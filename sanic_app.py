@@ -19,7 +19,7 @@ from core.config import ConfigError, data_dir, load_config
 log = logging.getLogger("mianshi")
 
 # Routes owned by other parts of the project, registered when their module is present.
-OPTIONAL_BLUEPRINTS = ("api.ws", "api.reports", "api.plugins_listing", "api.static")
+OPTIONAL_BLUEPRINTS = ("api.ws", "api.reports", "api.plugins_listing", "api.stats", "api.static")
 _names = itertools.count()
 
 
@@ -48,7 +48,9 @@ def create_app(config_overrides: dict | None = None, *, clock=None, extra_plugin
     app.config.OAS_URL_PREFIX = "/docs"
     app.config.CORS = False
     max_ws = int(config.get("server", {}).get("max_ws_message_bytes", 2_000_000))
-    app.config.WEBSOCKET_MAX_SIZE = max_ws
+    # The protocol limit is above the message limit, so that an oversized message gets an ``error``
+    # from the handler (api/ws.py) instead of a closed connection.
+    app.config.WEBSOCKET_MAX_SIZE = max_ws * 4
     app.config.REQUEST_MAX_SIZE = max(max_ws, 1_000_000)
     app.ctx.config = config
     app.ctx.jwt_secret = jwt_secret(config)
@@ -91,6 +93,10 @@ async def _start(app: Sanic) -> None:
     await dbmod.create_indexes(database)
     app.ctx.store = Store(database)
 
+    from core.loopmon import LoopLagMonitor
+    app.ctx.loop_monitor = LoopLagMonitor()
+    app.ctx.loop_monitor.start()
+
     from core.engine import Engine
     app.ctx.engine = Engine(config, store=app.ctx.store, clock=app.ctx.clock,
                             extra_plugins=app.ctx.extra_plugins)
@@ -100,6 +106,8 @@ async def _start(app: Sanic) -> None:
 async def _stop(app: Sanic) -> None:
     from storage import db as dbmod
     try:
+        if getattr(app.ctx, "loop_monitor", None) is not None:
+            await app.ctx.loop_monitor.stop()
         if app.ctx.engine is not None:
             await app.ctx.engine.close()
     finally:

@@ -1,0 +1,29 @@
+"""``GET /-/stats``: live sessions, event-loop lag and memory (for operators and the benchmarks).
+``POST /-/stats/reset`` clears the lag window (only from loopback)."""
+from __future__ import annotations
+
+from sanic import Blueprint, json
+
+from api.errors import ApiError
+from core.loopmon import rss_bytes
+
+bp = Blueprint("stats")
+
+
+@bp.get("/-/stats")
+async def stats(request):
+    app = request.app
+    engine = app.ctx.engine
+    speech = [s.speech for s in engine.sessions.values() if s.speech is not None]
+    return json({"success": True, "sessions": len(engine.sessions), "rss_bytes": rss_bytes(),
+                 "loop": app.ctx.loop_monitor.snapshot(),
+                 "asr": engine.asr_scheduler.stats() if hasattr(engine.asr_scheduler, "stats") else None,
+                 "speech_streams": len(speech)})
+
+
+@bp.post("/-/stats/reset")
+async def reset(request):
+    if request.ip not in ("127.0.0.1", "::1"):
+        raise ApiError(403, "只允许本机调用", None)
+    request.app.ctx.loop_monitor.reset()
+    return json({"success": True})
