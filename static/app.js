@@ -1,0 +1,851 @@
+// mianshi front end: plain ES module, no build step.
+// Views (hash routes): #/login, #/resumes, #/resume/new, #/resume/<id>, #/interviews,
+// #/interview/new, #/room/<interview id>?resume=<resume id>, #/report/<interview id>.
+
+const AUTH_KEY = 'mianshi.auth';
+const POSITION_TYPES = [
+  ['backend', '后端开发'], ['frontend', '前端开发'], ['pm', '产品经理'], ['qa', '测试'], ['algo', '算法'],
+];
+const PHASE_LABELS = { intro: '自我介绍', question: '问答环节', code: '代码题', end: '面试结束' };
+const LANGUAGE_LABELS = { python: 'Python', javascript: 'JavaScript', cpp: 'C++', c: 'C', java: 'Java', go: 'Go' };
+const AUDIO_RATE = 16000;
+const FRAME_SAMPLES = 640;             // 1 280 bytes, 40 ms
+const VIDEO_INTERVAL_MS = 1000;
+const AUDIO_LATENCY_HINT = 'playback';   // larger render buffers: fewer capture-FIFO underruns
+
+// Debug hook read by the browser tests (and handy in the console).
+const debug = {
+  audio: { framesSent: 0, bytesSent: 0, sendTimes: [], firstFrameIndex: null, lastFrameIndex: null,
+    framesProduced: 0, framesDropped: 0, contextRate: null, trackRate: null, endSent: 0 },
+  video: { framesSent: 0, width: null, height: null },
+  received: [],
+  connects: 0,
+};
+window.__mianshi = debug;
+
+// ------------------------------------------------------------------------------------------------
+// helpers
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
+    else if (k === 'class') el.className = v;
+    else if (k === 'dataset') Object.assign(el.dataset, v);
+    else if (k === 'value') el.value = v;
+    else if (v === true) el.setAttribute(k, '');
+    else el.setAttribute(k, v);
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+function getAuth() {
+  try { return JSON.parse(localStorage.getItem(AUTH_KEY)) || null; } catch { return null; }
+}
+function setAuth(auth) {
+  if (auth) localStorage.setItem(AUTH_KEY, JSON.stringify(auth)); else localStorage.removeItem(AUTH_KEY);
+  renderNav();
+}
+
+class ApiError extends Error {
+  constructor(msg, status, field) { super(msg); this.status = status; this.field = field; }
+}
+
+async function api(method, path, body) {
+  const headers = { Accept: 'application/json' };
+  const auth = getAuth();
+  if (auth && auth.token) headers.Authorization = `Bearer ${auth.token}`;
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  let resp;
+  try {
+    resp = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch (e) {
+    throw new ApiError('无法连接服务器，请检查网络', 0);
+  }
+  let data = null;
+  try { data = await resp.json(); } catch { data = null; }
+  if (resp.status === 401 && !path.startsWith('/users/login') && !path.startsWith('/users/register')) {
+    setAuth(null);
+    go('#/login');
+    throw new ApiError((data && data.msg) || '登录已过期，请重新登录', 401);
+  }
+  if (!resp.ok || (data && data.success === false)) {
+    throw new ApiError((data && data.msg) || `请求失败（HTTP ${resp.status}）`, resp.status, data && data.field);
+  }
+  return { status: resp.status, data: data || {} };
+}
+
+let flashTimer = null;
+function flash(msg, kind = 'error') {
+  const el = document.getElementById('flash');
+  el.textContent = msg;
+  el.className = `flash ${kind}`;
+  el.hidden = false;
+  clearTimeout(flashTimer);
+  flashTimer = setTimeout(() => { el.hidden = true; }, kind === 'error' ? 8000 : 4000);
+}
+function clearFlash() { document.getElementById('flash').hidden = true; }
+
+function go(hash) { if (location.hash !== hash) location.hash = hash; else route(); }
+
+function fmtTime(iso) {
+  if (!iso) return '';
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? String(iso) : d.toLocaleString('zh-CN', { hour12: false });
+}
+
+function bytesToBase64(bytes) {
+  let s = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+  return btoa(s);
+}
+
+function renderNav() {
+  const auth = getAuth();
+  document.getElementById('nav').hidden = !auth;
+  document.getElementById('nav-user').textContent = auth ? auth.username || '' : '';
+}
+
+// ------------------------------------------------------------------------------------------------
+// router
+let current = null;   // the mounted view; may have dispose()
+
+function parseHash() {
+  const raw = location.hash.replace(/^#/, '') || '/';
+  const [path, query] = raw.split('?');
+  return { parts: path.split('/').filter(Boolean), params: new URLSearchParams(query || '') };
+}
+
+async function route() {
+  if (current && current.dispose) current.dispose();
+  current = null;
+  const view = document.getElementById('view');
+  view.replaceChildren();
+  const { parts, params } = parseHash();
+  const auth = getAuth();
+  if (!auth && parts[0] !== 'login') { go('#/login'); return; }
+  let name = parts[0] || 'resumes';
+  if (name === 'login' && auth) name = 'resumes';
+  view.dataset.view = name;
+  try {
+    if (name === 'login') current = loginView(view);
+    else if (name === 'resumes') current = await resumesView(view);
+    else if (name === 'resume') current = await resumeEditView(view, parts[1] || 'new');
+    else if (name === 'interviews') current = await interviewsView(view);
+    else if (name === 'interview' && parts[1] === 'new') current = await newInterviewView(view, params.get('resume'));
+    else if (name === 'room') current = roomView(view, parts[1], params.get('resume'));
+    else if (name === 'report') current = reportView(view, parts[1]);
+    else view.append(h('div', { class: 'card' }, h('h1', {}, '页面不存在'), h('a', { href: '#/resumes' }, '返回首页')));
+  } catch (e) {
+    view.append(h('div', { class: 'card error' }, e.message || String(e)));
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// login / register
+function loginView(root) {
+  const username = h('input', { id: 'username', name: 'username', autocomplete: 'username', maxlength: 64 });
+  const password = h('input', { id: 'password', name: 'password', type: 'password', autocomplete: 'current-password' });
+  const msg = h('p', { class: 'error', id: 'login-error' });
+  async function submit(kind) {
+    msg.textContent = '';
+    const body = { username: username.value.trim(), password: password.value };
+    if (!body.username || !body.password) { msg.textContent = '请输入用户名和密码'; return; }
+    try {
+      const { data } = await api('POST', kind === 'register' ? '/users/register/' : '/users/login/', body);
+      setAuth({ token: data.token, userId: data.user_id, username: body.username });
+      flash(kind === 'register' ? '注册成功，欢迎使用！' : '登录成功', 'info');
+      go('#/resumes');
+    } catch (e) { msg.textContent = e.message; }
+  }
+  root.append(h('div', { class: 'card narrow' },
+    h('h1', {}, '登录 / 注册'),
+    h('form', { onsubmit: (ev) => { ev.preventDefault(); submit('login'); } },
+      h('label', { for: 'username' }, '用户名'), username,
+      h('label', { for: 'password' }, '密码'), password,
+      msg,
+      h('div', { class: 'row' },
+        h('button', { type: 'submit', id: 'login-btn' }, '登录'),
+        h('button', { type: 'button', class: 'secondary', id: 'register-btn', onclick: () => submit('register') }, '注册'))),
+  ));
+  return {};
+}
+
+// ------------------------------------------------------------------------------------------------
+// resumes
+async function resumesView(root) {
+  const card = h('div', { class: 'card' }, h('h1', {}, '我的简历'), h('p', { class: 'muted' }, '加载中…'));
+  root.append(card);
+  const { data } = await api('GET', '/users/resume/list/');
+  const resumes = data.resumes || [];
+  card.replaceChildren(
+    h('div', { class: 'row', style: 'justify-content: space-between' },
+      h('h1', {}, `我的简历（${data.total ?? resumes.length}）`),
+      h('button', { id: 'new-resume', onclick: () => go('#/resume/new') }, '新建简历')),
+    resumes.length === 0 ? h('p', { class: 'muted', id: 'no-resumes' }, '还没有简历，先创建一份吧。') :
+      h('table', { id: 'resume-table' },
+        h('thead', {}, h('tr', {}, h('th', {}, '简历名称'), h('th', {}, '期望职位'), h('th', {}, '更新时间'), h('th', {}, '状态'), h('th', {}, '操作'))),
+        h('tbody', {}, resumes.map((r) => h('tr', { dataset: { resumeId: r.resume_id } },
+          h('td', { class: 'resume-name' }, r.resume_name),
+          h('td', {}, r.expected_position || ''),
+          h('td', {}, fmtTime(r.updated_at)),
+          h('td', {}, r.completed ? h('span', { class: 'badge ok' }, '已完善') : h('span', { class: 'badge warn' }, '待完善')),
+          h('td', { class: 'row' },
+            h('button', { class: 'secondary', onclick: () => go(`#/resume/${r.resume_id}`) }, '编辑'),
+            h('button', { class: 'start-interview', onclick: () => go(`#/interview/new?resume=${r.resume_id}`) }, '用此简历面试'),
+            h('button', { class: 'danger', onclick: async () => {
+              if (!confirm(`确定删除简历“${r.resume_name}”吗？`)) return;
+              try { await api('DELETE', `/users/resume/${r.resume_id}/`); flash('简历已删除', 'info'); route(); } catch (e) { flash(e.message); }
+            } }, '删除')))))),
+  );
+  return {};
+}
+
+const LIST_SECTIONS = {
+  education: { title: '教育经历', fields: [['school', '学校'], ['major', '专业'], ['degree', '学历'], ['start', '开始时间'], ['end', '结束时间']] },
+  work_experience: { title: '工作经历', fields: [['company', '公司'], ['position', '职位'], ['start', '开始时间'], ['end', '结束时间'], ['description', '工作内容', 'textarea']] },
+  projects: { title: '项目经历', fields: [['name', '项目名称'], ['role', '担任角色'], ['tech_stack', '技术栈'], ['description', '项目描述', 'textarea']] },
+};
+
+function itemRow(section, item = {}) {
+  const spec = LIST_SECTIONS[section];
+  const row = h('div', { class: 'item-row', dataset: { section } });
+  const inputs = spec.fields.map(([key, label, kind]) => {
+    let value = item[key];
+    if (Array.isArray(value)) value = value.join('，');
+    const input = kind === 'textarea' ? h('textarea', { name: `${section}.${key}` }) : h('input', { name: `${section}.${key}` });
+    input.value = value ?? '';
+    input.dataset.key = key;
+    return h('div', {}, h('label', {}, label), input);
+  });
+  row.append(h('div', { class: 'grid2' }, inputs),
+    h('button', { type: 'button', class: 'link', onclick: () => row.remove() }, '删除此条'));
+  // keep fields the form does not show (so editing never loses data)
+  row._extra = Object.fromEntries(Object.entries(item).filter(([k]) => !spec.fields.some(([f]) => f === k)));
+  return row;
+}
+
+function readItems(container, section) {
+  return [...container.querySelectorAll(`.item-row[data-section="${section}"]`)].map((row) => {
+    const obj = { ...(row._extra || {}) };
+    for (const input of row.querySelectorAll('[data-key]')) obj[input.dataset.key] = input.value.trim();
+    return obj;
+  }).filter((obj) => LIST_SECTIONS[section].fields.some(([k]) => obj[k]));
+}
+
+async function resumeEditView(root, id) {
+  const isNew = id === 'new';
+  let resume = { skills: [], education: [], work_experience: [], projects: [] };
+  if (!isNew) {
+    const { data } = await api('GET', `/users/resume/${encodeURIComponent(id)}/`);
+    resume = data.resume || data;
+  }
+  const f = (name, label, kind = 'input', attrs = {}) => {
+    const el = kind === 'textarea' ? h('textarea', { id: `f-${name}`, name, ...attrs }) : h('input', { id: `f-${name}`, name, ...attrs });
+    el.value = resume[name] ?? '';
+    return h('div', {}, h('label', { for: `f-${name}` }, label), el);
+  };
+  const skills = h('textarea', { id: 'f-skills', name: 'skills', placeholder: '每行一项，或用逗号分隔，例如：Python，MySQL，Redis' });
+  skills.value = (resume.skills || []).join('\n');
+  const lists = {};
+  const listBlocks = Object.entries(LIST_SECTIONS).map(([section, spec]) => {
+    const box = h('div', { id: `list-${section}` });
+    for (const item of resume[section] || []) box.append(itemRow(section, typeof item === 'object' ? item : { description: String(item) }));
+    lists[section] = box;
+    return h('div', {}, h('h2', {}, spec.title), box,
+      h('button', { type: 'button', class: 'secondary', id: `add-${section}`, onclick: () => box.append(itemRow(section)) }, `添加${spec.title}`));
+  });
+  const msg = h('p', { class: 'error', id: 'resume-error' });
+  const form = h('form', { id: 'resume-form', onsubmit: async (ev) => {
+    ev.preventDefault();
+    msg.textContent = '';
+    const body = {
+      resume_name: form.querySelector('#f-resume_name').value.trim(),
+      expected_position: form.querySelector('#f-expected_position').value.trim(),
+      name: form.querySelector('#f-name').value.trim(),
+      self_evaluation: form.querySelector('#f-self_evaluation').value.trim(),
+      skills: skills.value.split(/[\n,，、;；]+/).map((s) => s.trim()).filter(Boolean),
+    };
+    for (const section of Object.keys(LIST_SECTIONS)) body[section] = readItems(form, section);
+    if (!body.resume_name) { msg.textContent = '请填写简历名称'; return; }
+    try {
+      if (isNew) await api('POST', '/users/resume/', body);
+      else await api('PUT', `/users/resume/${encodeURIComponent(id)}/`, body);
+      flash('简历已保存', 'info');
+      go('#/resumes');
+    } catch (e) {
+      msg.textContent = e.field ? `${e.message}（字段：${e.field}）` : e.message;
+    }
+  } },
+  h('div', { class: 'grid2' },
+    f('resume_name', '简历名称', 'input', { required: true, maxlength: 100 }),
+    f('expected_position', '期望职位'),
+    f('name', '姓名')),
+  listBlocks,
+  h('h2', {}, '技能'), skills,
+  h('h2', {}, '自我评价'), f('self_evaluation', '自我评价', 'textarea'),
+  msg,
+  h('div', { class: 'row', style: 'margin-top: 1rem' },
+    h('button', { type: 'submit', id: 'save-resume' }, '保存简历'),
+    h('button', { type: 'button', class: 'secondary', onclick: () => go('#/resumes') }, '返回')));
+  root.append(h('div', { class: 'card' }, h('h1', {}, isNew ? '新建简历' : '编辑简历'), form));
+  return {};
+}
+
+// ------------------------------------------------------------------------------------------------
+// interviews
+async function interviewsView(root) {
+  const { data } = await api('GET', '/interviews/');
+  const items = data.interviews || [];
+  root.append(h('div', { class: 'card' },
+    h('div', { class: 'row', style: 'justify-content: space-between' },
+      h('h1', {}, `面试记录（${data.total ?? items.length}）`),
+      h('button', { onclick: () => go('#/interview/new') }, '新建面试')),
+    items.length === 0 ? h('p', { class: 'muted' }, '还没有面试记录。') :
+      h('table', { id: 'interview-table' },
+        h('thead', {}, h('tr', {}, h('th', {}, '职位'), h('th', {}, '公司'), h('th', {}, '面试时间'), h('th', {}, '状态'), h('th', {}, '操作'))),
+        h('tbody', {}, items.map((it) => {
+          const id = it.id ?? it.interview_id;
+          const finished = it.status === 'finished' || it.status === 'completed' || it.phase === 'end';
+          return h('tr', {},
+            h('td', {}, it.position_name || ''),
+            h('td', {}, it.company_name || ''),
+            h('td', {}, fmtTime(it.interview_time)),
+            h('td', {}, finished ? '已结束' : (PHASE_LABELS[it.phase] || it.status || '未开始')),
+            h('td', { class: 'row' },
+              finished ? null : h('button', { class: 'secondary', onclick: () => go(`#/room/${id}?resume=${it.resume_id ?? ''}`) }, '进入面试'),
+              h('button', { class: 'secondary', onclick: () => go(`#/report/${id}`) }, '查看报告')));
+        })))));
+  return {};
+}
+
+async function newInterviewView(root, resumeId) {
+  const { data } = await api('GET', '/users/resume/list/');
+  const resumes = data.resumes || [];
+  if (resumes.length === 0) {
+    root.append(h('div', { class: 'card' }, h('h1', {}, '新建面试'), h('p', {}, '面试问题根据简历生成，请先创建一份简历。'),
+      h('button', { onclick: () => go('#/resume/new') }, '新建简历')));
+    return {};
+  }
+  const resumeSel = h('select', { id: 'f-resume' }, resumes.map((r) =>
+    h('option', { value: r.resume_id }, `${r.resume_name}${r.completed ? '' : '（待完善）'}`)));
+  if (resumeId) resumeSel.value = resumeId;
+  const typeSel = h('select', { id: 'f-position_type' }, POSITION_TYPES.map(([v, label]) => h('option', { value: v }, `${label}（${v}）`)));
+  const inp = (id, label, attrs = {}) => h('div', {}, h('label', { for: id }, label), h(attrs.kind || 'input', { id, ...attrs, kind: null }));
+  const msg = h('p', { class: 'error', id: 'interview-error' });
+  const form = h('form', { id: 'interview-form', onsubmit: async (ev) => {
+    ev.preventDefault();
+    msg.textContent = '';
+    const val = (id) => form.querySelector(`#${id}`).value.trim();
+    const body = {
+      position_name: val('f-position_name'),
+      position_type: typeSel.value,
+      company_name: val('f-company_name') || undefined,
+      position_description: val('f-position_description'),
+      position_requirements: val('f-position_requirements') || undefined,
+    };
+    if (!body.position_name) { msg.textContent = '请填写职位名称'; return; }
+    try {
+      const { data: created } = await api('POST', '/interviews/create/', body);
+      flash(created.msg || '面试创建成功', 'info');
+      go(`#/room/${encodeURIComponent(created.id)}?resume=${encodeURIComponent(resumeSel.value)}`);
+    } catch (e) {
+      msg.textContent = e.field ? `${e.message}（字段：${e.field}）` : e.message;
+    }
+  } },
+  h('label', { for: 'f-resume' }, '使用的简历'), resumeSel,
+  h('div', { class: 'grid2' },
+    inp('f-position_name', '职位名称', { placeholder: '例如：后端开发工程师', maxlength: 100 }),
+    h('div', {}, h('label', { for: 'f-position_type' }, '职位类型'), typeSel),
+    inp('f-company_name', '公司名称（可选）')),
+  inp('f-position_description', '职位描述', { kind: 'textarea' }),
+  inp('f-position_requirements', '任职要求（可选）', { kind: 'textarea' }),
+  h('p', { class: 'muted' }, '开始后请允许浏览器使用摄像头和麦克风。面试分为自我介绍、问答和代码题三个环节。'),
+  msg,
+  h('button', { type: 'submit', id: 'create-interview' }, '创建并开始面试'));
+  root.append(h('div', { class: 'card' }, h('h1', {}, '新建面试'), form));
+  return {};
+}
+
+// ------------------------------------------------------------------------------------------------
+// the interview room
+function roomView(root, interviewId, resumeId) {
+  const room = new InterviewRoom(root, decodeURIComponent(interviewId || ''), resumeId);
+  room.mount();
+  return room;
+}
+
+class InterviewRoom {
+  constructor(root, interviewId, resumeId) {
+    this.root = root;
+    this.interviewId = interviewId;
+    this.resumeId = resumeId;
+    this.ws = null;
+    this.streamReady = false;
+    this.phase = null;
+    this.ended = false;
+    this.disposed = false;
+    this.muted = false;
+    this.audioStreaming = false;   // frames being sent for the current turn
+    this.attempt = 0;
+    this.reconnectTimer = null;
+    this.videoTimer = null;
+    this.media = null;
+    this.audioCtx = null;
+    this.worklet = null;
+    this.ui = {};
+    this.onVisibility = () => this.sendVisibility();
+  }
+
+  mount() {
+    const el = (tag, id, attrs = {}, ...kids) => { const e = h(tag, { id, ...attrs }, ...kids); this.ui[id.replace(/-([a-z])/g, (_, c) => c.toUpperCase())] = e; return e; };
+    if (!this.interviewId || !this.resumeId) {
+      this.root.append(h('div', { class: 'card error' }, '缺少面试 ID 或简历 ID，请从“新建面试”进入。'));
+      return;
+    }
+    this.root.append(
+      h('div', { class: 'room' },
+        h('div', {},
+          h('div', { class: 'card' },
+            el('video', 'preview', { autoplay: true, muted: true, playsinline: true }),
+            el('canvas', 'snapshot', { hidden: true }),
+            h('div', { class: 'status-line' }, '连接：', el('span', 'conn-status', {}, '未连接')),
+            h('div', { class: 'status-line' }, '麦克风：', el('span', 'mic-status', {}, '准备中')),
+            h('div', { class: 'meter' }, el('div', 'level')),
+            h('div', { class: 'row', style: 'margin-top: .6rem' },
+              el('button', 'mute-btn', { class: 'secondary', type: 'button', onclick: () => this.toggleMute() }, '静音'),
+              el('button', 'leave-btn', { class: 'danger', type: 'button', onclick: () => this.leave() }, '离开面试'))),
+          el('div', 'cheat-box', { class: 'card', hidden: true }, h('h2', {}, '作弊提醒'), el('div', 'cheat-list'))),
+        h('div', {},
+          h('div', { class: 'card' },
+            h('div', { class: 'row', style: 'justify-content: space-between' },
+              h('div', {}, '当前阶段：', el('span', 'phase', { class: 'phase' }, '等待开始')),
+              el('span', 'progress', { class: 'muted' })),
+            el('div', 'question', { class: 'question' }, '正在连接面试官…'),
+            el('div', 'answer-tools', {},
+              h('div', { class: 'row', style: 'margin-top: .6rem' },
+                el('button', 'end-answer', { type: 'button', disabled: true, onclick: () => this.endAnswer() }, '回答完毕'),
+                h('span', { class: 'muted' }, '说“说完了”或点击“回答完毕”结束本轮回答')),
+              h('label', { for: 'text-answer' }, '也可以输入文字回答：'),
+              el('textarea', 'text-answer', { placeholder: '在此输入回答，然后点击“提交文字回答”', maxlength: 5000 }),
+              el('button', 'send-text', { type: 'button', class: 'secondary', disabled: true, onclick: () => this.sendText() }, '提交文字回答'))),
+          el('div', 'code-panel', { class: 'card', hidden: true },
+            h('h2', {}, '代码题'),
+            el('div', 'problem', { class: 'problem' }),
+            h('div', { class: 'row' }, h('label', { for: 'code-language' }, '语言：'),
+              el('select', 'code-language', { style: 'width: auto' })),
+            el('textarea', 'code-editor', { class: 'editor', spellcheck: 'false', autocomplete: 'off' }),
+            h('div', { class: 'row', style: 'margin-top: .5rem' },
+              el('button', 'submit-code', { type: 'button', onclick: () => this.submitCode() }, '提交代码'),
+              el('button', 'finish-code', { type: 'button', class: 'secondary', onclick: () => this.finishCode() }, '完成代码题')),
+            el('div', 'code-result')),
+          h('div', { class: 'card' }, h('h2', {}, '实时转写'),
+            el('div', 'transcript', { class: 'transcript' }, el('div', 'partial', { class: 'partial' }))),
+          el('div', 'end-screen', { class: 'card', hidden: true },
+            h('h1', {}, '面试已结束'),
+            h('p', {}, '感谢参加本次模拟面试，面试报告正在生成。'),
+            h('button', { id: 'view-report', onclick: () => go(`#/report/${encodeURIComponent(this.interviewId)}`) }, '查看面试报告')),
+          el('div', 'room-errors', { class: 'card error', hidden: true }))),
+    );
+    this.ui.codeEditor.addEventListener('keydown', (ev) => {
+      if (ev.key !== 'Tab') return;
+      ev.preventDefault();
+      const t = ev.target, s = t.selectionStart;
+      t.setRangeText('    ', s, t.selectionEnd, 'end');
+    });
+    document.addEventListener('visibilitychange', this.onVisibility);
+    this.startMedia().finally(() => this.connect());
+  }
+
+  // --- media -----------------------------------------------------------------------------------
+  async startMedia() {
+    if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+      this.ui.micStatus.textContent = '浏览器不支持摄像头/麦克风（需要 HTTPS 或 localhost），请使用文字回答';
+      return;
+    }
+    try {
+      this.media = await navigator.mediaDevices.getUserMedia({
+        audio: { channelCount: 1, echoCancellation: false, noiseSuppression: false, autoGainControl: false },
+        video: { width: { ideal: 640 }, height: { ideal: 480 } },
+      });
+    } catch (e) {
+      this.ui.micStatus.textContent = `无法打开摄像头或麦克风（${e.name}），请检查浏览器权限；仍可使用文字回答`;
+      return;
+    }
+    if (this.disposed) { this.stopMedia(); return; }
+    this.ui.preview.srcObject = this.media;
+    this.ui.preview.play().catch(() => {});
+    try {
+      const src = this.openAudioContext();
+      debug.audio.contextRate = this.audioCtx.sampleRate;
+      await this.audioCtx.audioWorklet.addModule('/static/audio-worklet.js');
+      this.worklet = new AudioWorkletNode(this.audioCtx, 'pcm16k', {
+        numberOfInputs: 1, numberOfOutputs: 1, outputChannelCount: [1],
+        processorOptions: { targetRate: AUDIO_RATE, frameSamples: FRAME_SAMPLES },
+      });
+      this.worklet.port.onmessage = (ev) => this.onAudioFrame(ev.data);
+      const sink = this.audioCtx.createGain();
+      sink.gain.value = 0;                       // keep the graph pulled, play nothing
+      src.connect(this.worklet).connect(sink).connect(this.audioCtx.destination);
+      if (this.audioCtx.state === 'suspended') await this.audioCtx.resume();
+      this.ui.micStatus.textContent = this.audioCtx.state === 'running' ? '已开启' : '已暂停（点击页面任意处开启）';
+      if (this.audioCtx.state !== 'running') {
+        document.addEventListener('click', () => this.audioCtx && this.audioCtx.resume().then(() => { this.updateMicStatus(); }), { once: true });
+      }
+    } catch (e) {
+      this.ui.micStatus.textContent = `音频处理初始化失败：${e.message}；仍可使用文字回答`;
+    }
+  }
+
+  openAudioContext() {
+    // Run the context at the microphone's own rate when the browser reports it: the browser then
+    // has no second resampler between capture and the worklet. Firefox refuses a source whose rate
+    // differs from the context's, so fall back to the default context on any error.
+    const track = this.media.getAudioTracks()[0];
+    const settings = (track && track.getSettings && track.getSettings()) || {};
+    const opts = { latencyHint: AUDIO_LATENCY_HINT };
+    debug.audio.trackRate = settings.sampleRate || null;
+    if (settings.sampleRate) opts.sampleRate = settings.sampleRate;
+    try {
+      this.audioCtx = new AudioContext(opts);
+      return this.audioCtx.createMediaStreamSource(this.media);
+    } catch (e) {
+      if (this.audioCtx) this.audioCtx.close().catch(() => {});
+      this.audioCtx = new AudioContext();
+      return this.audioCtx.createMediaStreamSource(this.media);
+    }
+  }
+
+  stopMedia() {
+    if (this.videoTimer) { clearInterval(this.videoTimer); this.videoTimer = null; }
+    if (this.worklet) { try { this.worklet.port.postMessage({ cmd: 'stop' }); this.worklet.disconnect(); } catch {} this.worklet = null; }
+    if (this.audioCtx) { this.audioCtx.close().catch(() => {}); this.audioCtx = null; }
+    if (this.media) { for (const t of this.media.getTracks()) t.stop(); this.media = null; }
+  }
+
+  updateMicStatus() {
+    if (!this.audioCtx) return;
+    if (this.muted) this.ui.micStatus.textContent = '已静音';
+    else if (this.audioStreaming) this.ui.micStatus.textContent = '正在收音';
+    else this.ui.micStatus.textContent = '已开启（当前环节不收音）';
+  }
+
+  wantAudio() {
+    return this.streamReady && !this.muted && !this.ended && (this.phase === 'intro' || this.phase === 'question');
+  }
+
+  onAudioFrame(msg) {
+    if (!msg || msg.type !== 'frame') return;
+    debug.audio.framesProduced += 1;
+    const pcm = new Int16Array(msg.pcm);
+    let peak = 0;
+    for (let i = 0; i < pcm.length; i += 8) { const a = Math.abs(pcm[i]); if (a > peak) peak = a; }
+    this.ui.level.style.width = `${Math.min(100, (peak / 32768) * 140)}%`;
+    if (!this.wantAudio()) {
+      if (this.audioStreaming) this.stopAudioTurn();
+      debug.audio.framesDropped += 1;
+      return;
+    }
+    if (!this.audioStreaming) { this.audioStreaming = true; this.updateMicStatus(); }
+    const bytes = new Uint8Array(msg.pcm);
+    if (this.send({ type: 'audio_frame', audio_data: bytesToBase64(bytes), end: false })) {
+      const a = debug.audio;
+      a.framesSent += 1;
+      a.bytesSent += bytes.length;
+      if (a.firstFrameIndex === null) a.firstFrameIndex = msg.index;
+      a.lastFrameIndex = msg.index;
+      a.sendTimes.push(performance.now());
+      if (a.sendTimes.length > 20000) a.sendTimes.splice(0, 10000);
+    } else {
+      debug.audio.framesDropped += 1;
+    }
+  }
+
+  stopAudioTurn() {
+    // "停止时发送一次 { type: audio_frame, audio_data: '', end: true }"
+    if (!this.audioStreaming) return;
+    this.audioStreaming = false;
+    if (this.send({ type: 'audio_frame', audio_data: '', end: true })) debug.audio.endSent += 1;
+    this.updateMicStatus();
+  }
+
+  toggleMute() {
+    this.muted = !this.muted;
+    this.ui.muteBtn.textContent = this.muted ? '取消静音' : '静音';
+    if (this.muted) this.stopAudioTurn();
+    this.updateMicStatus();
+  }
+
+  startVideo() {
+    if (this.videoTimer || !this.media || this.media.getVideoTracks().length === 0) return;
+    this.videoTimer = setInterval(() => this.sendVideoFrame(), VIDEO_INTERVAL_MS);
+  }
+
+  sendVideoFrame() {
+    const v = this.ui.preview;
+    if (!this.streamReady || this.ended || !v || v.readyState < 2 || !v.videoWidth) return;
+    // 640x480 for a 4:3 camera of at least that size, else 480x360
+    const [w, hgt] = v.videoWidth >= 640 && v.videoHeight >= 480 ? [640, 480] : [480, 360];
+    const canvas = this.ui.snapshot;
+    canvas.width = w; canvas.height = hgt;
+    canvas.getContext('2d').drawImage(v, 0, 0, w, hgt);
+    canvas.toBlob((blob) => {
+      if (!blob) return;
+      const reader = new FileReader();
+      reader.onloadend = () => {
+        const base64data = String(reader.result).split(',')[1];
+        if (this.send({ type: 'video_frame', frame_data: base64data, frame_type: 'keyframe' })) {
+          debug.video.framesSent += 1; debug.video.width = w; debug.video.height = hgt;
+        }
+      };
+      reader.readAsDataURL(blob);
+    }, 'image/jpeg', 0.8);
+  }
+
+  // --- socket ------------------------------------------------------------------------------------
+  wsUrl() {
+    const auth = getAuth();
+    const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    return `${proto}//${location.host}/ws/webrtc/?token=${encodeURIComponent(auth ? auth.token : '')}`;
+  }
+
+  connect() {
+    if (this.disposed || this.ended) return;
+    this.setConn(this.attempt ? `正在重连（第 ${this.attempt} 次）…` : '连接中…');
+    const ws = new WebSocket(this.wsUrl());
+    this.ws = ws;
+    debug.connects += 1;
+    ws.onmessage = (ev) => { if (ws === this.ws) this.onMessage(ev.data); };
+    ws.onclose = (ev) => { if (ws === this.ws) this.onClose(ev); };
+    ws.onerror = () => {};
+  }
+
+  send(obj) {
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
+    this.ws.send(JSON.stringify(obj));
+    return true;
+  }
+
+  setConn(text) { if (this.ui.connStatus) this.ui.connStatus.textContent = text; }
+
+  onClose(ev) {
+    this.streamReady = false;
+    this.audioStreaming = false;
+    this.ws = null;
+    if (this.disposed || this.ended) { this.setConn('已断开'); return; }
+    if (ev.code === 4401) {
+      this.setConn('认证失败');
+      setAuth(null);
+      flash('登录已过期，请重新登录');
+      go('#/login');
+      return;
+    }
+    const delay = Math.min(10000, 500 * 2 ** this.attempt) + Math.floor(Math.random() * 250);
+    this.attempt += 1;
+    this.setConn(`连接断开，${(delay / 1000).toFixed(1)} 秒后重连（第 ${this.attempt} 次）`);
+    this.reconnectTimer = setTimeout(() => this.connect(), delay);
+  }
+
+  onMessage(raw) {
+    let msg;
+    try { msg = JSON.parse(raw); } catch { return; }
+    debug.received.push(msg.type === 'interview_message' || msg.type !== 'asr_result' || msg.is_final ? msg : { type: msg.type, is_final: false });
+    if (debug.received.length > 500) debug.received.splice(0, 250);
+    switch (msg.type) {
+      case 'connection_established':
+        this.setConn('已连接，正在创建视频流…');
+        this.send({ type: 'create_stream', title: '面试视频流', description: '实时面试',
+          interview_id: String(this.interviewId), resume_id: String(this.resumeId) });
+        break;
+      case 'stream_created':
+        this.streamReady = true;
+        this.attempt = 0;
+        this.setConn(debug.connects > 1 ? '已重新连接，面试继续' : '已连接');
+        this.startVideo();
+        this.sendVisibility(true);
+        break;
+      case 'interview_message': this.onInterviewMessage(msg); break;
+      case 'asr_result': this.onAsr(msg); break;
+      case 'cheat_detected': this.onCheat(msg); break;
+      case 'code_result': this.onCodeResult(msg); break;
+      case 'error': this.showError(msg.text || '未知错误'); break;
+      default: break;
+    }
+  }
+
+  onInterviewMessage(msg) {
+    const phase = msg.phase;
+    const prev = this.phase;
+    this.phase = phase;
+    this.ui.phase.textContent = PHASE_LABELS[phase] || phase || '';
+    this.ui.phase.dataset.phase = phase || '';
+    if (phase === 'question' && msg.total) {
+      this.ui.progress.textContent = msg.question_index ? `第 ${msg.question_index} / ${msg.total} 题` : `共 ${msg.total} 题`;
+    } else if (phase !== 'question') this.ui.progress.textContent = '';
+    this.ui.question.textContent = msg.text || '';
+    this.addLine('interviewer', msg.text || '');
+    const speaking = phase === 'intro' || phase === 'question';
+    this.ui.endAnswer.disabled = !speaking;
+    this.ui.sendText.disabled = !speaking;
+    this.ui.answerTools.hidden = !speaking;
+    if (prev !== phase && !speaking) this.stopAudioTurn();
+    if (phase === 'code') this.showProblem(msg.problem);
+    if (phase === 'end') this.finish();
+    this.updateMicStatus();
+  }
+
+  addLine(kind, text) {
+    if (!text) return;
+    const line = h('div', { class: `final ${kind}` }, text);
+    this.ui.transcript.insertBefore(line, this.ui.partial);
+    this.ui.transcript.scrollTop = this.ui.transcript.scrollHeight;
+  }
+
+  onAsr(msg) {
+    if (msg.is_final === true) {
+      this.ui.partial.textContent = '';
+      this.addLine('me', msg.text);
+    } else {
+      this.ui.partial.textContent = msg.text || '';
+      this.ui.transcript.scrollTop = this.ui.transcript.scrollHeight;
+    }
+  }
+
+  onCheat(msg) {
+    this.ui.cheatBox.hidden = false;
+    const time = new Date().toLocaleTimeString('zh-CN', { hour12: false });
+    this.ui.cheatList.prepend(h('div', { class: 'cheat', dataset: { kind: msg.kind || '' } }, `${time} ${msg.text || '检测到异常行为'}`));
+    while (this.ui.cheatList.children.length > 8) this.ui.cheatList.lastChild.remove();
+  }
+
+  showError(text) {
+    this.ui.roomErrors.hidden = false;
+    this.ui.roomErrors.replaceChildren(h('div', {}, text));
+  }
+
+  sendVisibility(initial = false) {
+    if (!this.streamReady) return;
+    const hidden = document.visibilityState === 'hidden';
+    if (initial && !hidden) return;
+    this.send({ type: 'client_event', event: hidden ? 'tab_hidden' : 'tab_visible' });
+  }
+
+  // --- answers -----------------------------------------------------------------------------------
+  endAnswer() {
+    if (this.send({ type: 'end_answer' })) {
+      this.stopAudioTurn();
+      this.ui.endAnswer.disabled = true;     // re-enabled by the next interview_message
+    } else this.showError('连接已断开，正在重连，请稍后再试');
+  }
+
+  sendText() {
+    const text = this.ui.textAnswer.value.trim();
+    if (!text) { this.showError('请先输入回答内容'); return; }
+    if (this.send({ type: 'text_answer', text })) {
+      this.addLine('me typed', text);
+      this.ui.textAnswer.value = '';
+      this.ui.sendText.disabled = true;       // re-enabled by the next interview_message
+    } else this.showError('连接已断开，正在重连，请稍后再试');
+  }
+
+  showProblem(problem) {
+    this.ui.codePanel.hidden = false;
+    if (!problem) { this.ui.problem.replaceChildren(h('p', { class: 'muted' }, '题目加载中…')); return; }
+    const examples = (problem.examples || []).map((ex, i) => h('div', {},
+      h('strong', {}, `示例 ${i + 1}`),
+      h('pre', {}, `输入：\n${ex.input ?? ''}\n输出：\n${ex.output ?? ''}`),
+      ex.explanation ? h('p', { class: 'muted' }, ex.explanation) : null));
+    this.ui.problem.replaceChildren(
+      h('h3', { id: 'problem-title' }, problem.title || '代码题'),
+      h('p', { style: 'white-space: pre-wrap' }, problem.description || ''),
+      problem.input_format ? h('p', {}, h('strong', {}, '输入格式：'), problem.input_format) : null,
+      problem.output_format ? h('p', {}, h('strong', {}, '输出格式：'), problem.output_format) : null,
+      examples,
+      problem.time_limit_seconds ? h('p', { class: 'muted' }, `时间限制：${problem.time_limit_seconds} 秒`) : null);
+    const langs = problem.languages && problem.languages.length ? problem.languages : ['python'];
+    this.ui.codeLanguage.replaceChildren(...langs.map((l) => h('option', { value: l }, LANGUAGE_LABELS[l] || l)));
+    const starters = problem.starter_code || {};
+    const fill = () => { if (!this.ui.codeEditor.value.trim() || this.ui.codeEditor.dataset.starter === '1') {
+      this.ui.codeEditor.value = starters[this.ui.codeLanguage.value] || '';
+      this.ui.codeEditor.dataset.starter = '1';
+    } };
+    this.ui.codeLanguage.onchange = fill;
+    this.ui.codeEditor.oninput = () => { this.ui.codeEditor.dataset.starter = '0'; };
+    fill();
+  }
+
+  submitCode() {
+    const code = this.ui.codeEditor.value;
+    if (!code.trim()) { this.ui.codeResult.replaceChildren(h('p', { class: 'error' }, '请先编写代码')); return; }
+    if (this.send({ type: 'code_submit', language: this.ui.codeLanguage.value || 'python', code })) {
+      this.ui.submitCode.disabled = true;
+      this.ui.codeResult.replaceChildren(h('p', { class: 'muted', id: 'code-running' }, '代码运行中…'));
+    } else this.ui.codeResult.replaceChildren(h('p', { class: 'error' }, '连接已断开，请稍后重试'));
+  }
+
+  finishCode() {
+    if (!confirm('确定完成代码题并结束面试吗？')) return;
+    this.send({ type: 'end_answer' });
+  }
+
+  onCodeResult(msg) {
+    this.ui.submitCode.disabled = false;
+    const allPassed = msg.total > 0 && msg.passed === msg.total;
+    const cases = msg.cases || [];
+    this.ui.codeResult.replaceChildren(
+      h('p', { id: 'code-summary', class: allPassed ? 'ok' : 'error' }, `通过 ${msg.passed} / ${msg.total} 个测试用例`),
+      msg.text ? h('p', { id: 'code-text' }, msg.text) : null,
+      cases.length ? h('table', { id: 'code-cases' },
+        h('thead', {}, h('tr', {}, h('th', {}, '用例'), h('th', {}, '结果'), h('th', {}, '耗时'), h('th', {}, '说明'))),
+        h('tbody', {}, cases.map((c, i) => h('tr', {},
+          h('td', {}, String(c.index ?? i + 1)),
+          h('td', {}, c.passed ? h('span', { class: 'badge ok' }, '通过') : h('span', { class: 'badge warn' }, c.status || '未通过')),
+          h('td', {}, c.time_ms != null ? `${Math.round(c.time_ms)} ms` : ''),
+          h('td', { style: 'white-space: pre-wrap' }, c.message || c.detail || c.stderr || ''))))) : null);
+  }
+
+  finish() {
+    this.ended = true;
+    this.stopAudioTurn();
+    this.ui.endScreen.hidden = false;
+    this.ui.codePanel.hidden = true;
+    this.ui.answerTools.hidden = true;
+    this.send({ type: 'disconnect' });
+    this.setConn('面试已结束');
+    this.stopMedia();
+    if (this.ws) { try { this.ws.close(1000); } catch {} }
+  }
+
+  leave() {
+    if (!this.ended && !confirm('确定离开面试吗？之后可以从“面试记录”回来继续。')) return;
+    go('#/interviews');
+  }
+
+  dispose() {
+    this.disposed = true;
+    document.removeEventListener('visibilitychange', this.onVisibility);
+    clearTimeout(this.reconnectTimer);
+    if (this.ws) {
+      this.stopAudioTurn();
+      this.send({ type: 'disconnect' });
+      try { this.ws.close(1000); } catch {}
+      this.ws = null;
+    }
+    this.stopMedia();
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// start
+document.getElementById('logout').addEventListener('click', () => {
+  setAuth(null);
+  flash('已退出登录', 'info');
+  go('#/login');
+});
+window.addEventListener('hashchange', () => { clearFlash(); route(); });
+renderNav();
+route();
