@@ -66,18 +66,18 @@ async def webrtc(request, ws):
     guard = FloodGuard(float(limits.get("messages_per_second", 200)), engine.clock)
     max_bytes = int(app.ctx.config.get("server", {}).get("max_ws_message_bytes", ev.MAX_MESSAGE_BYTES))
     session = None
-    flood_reported = False
+    flood_reported_at = None
     try:
         while True:
             raw = await ws.recv()
             if raw is None:
                 break
             if not guard.allow():
-                if not flood_reported:
+                now = engine.clock.now()
+                if flood_reported_at is None or now - flood_reported_at >= 1.0:   # one error a second at most
                     await send(ev.error("消息过于频繁，已丢弃部分消息（音频每40ms一帧，视频每秒一帧）"))
-                    flood_reported = True
+                    flood_reported_at = now
                 continue
-            flood_reported = False
             if len(raw) > max_bytes:
                 await send(ev.error(f"消息过大（上限 {max_bytes} 字节），已丢弃"))
                 continue
