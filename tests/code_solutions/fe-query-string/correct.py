@@ -1,0 +1,15 @@
+import sys
+from urllib.parse import unquote_plus
+
+url = sys.stdin.readline().strip().split("#", 1)[0]
+query = url.split("?", 1)[1] if "?" in url else ""
+params = {}
+for piece in query.split("&"):
+    if not piece:
+        continue
+    key, _, value = piece.partition("=")
+    params.setdefault(unquote_plus(key), []).append(unquote_plus(value))
+if not params:
+    print("(empty)")
+for key in sorted(params):
+    print(f"{key}={','.join(params[key])}")

@@ -1,0 +1,10 @@
+// wrong: trims each part, so " 1" or "1 " is accepted
+const lines = require("fs").readFileSync(0, "utf8").split("\n");
+const n = Number(lines[0]);
+const part = /^(0|[1-9][0-9]{0,2})$/;
+const out = [];
+for (let i = 0; i < n; i++) {
+  const p = (lines[1 + i] || "").split(".").map((x) => x.trim());
+  out.push(p.length === 4 && p.every((x) => part.test(x) && Number(x) <= 255) ? "YES" : "NO");
+}
+console.log(out.join("\n"));
