@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import io
 import json
 import os
 import socket
@@ -33,7 +32,6 @@ sys.path.insert(0, str(ROOT))
 AUDIO = ROOT.parent / "shared" / "audio" / "zh"
 
 import httpx  # noqa: E402
-import numpy as np  # noqa: E402
 import websockets  # noqa: E402
 
 from core import events as ev  # noqa: E402

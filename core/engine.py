@@ -25,7 +25,7 @@ from typing import Any, Awaitable, Callable
 from core import events as ev
 from core.clock import Clock, SystemClock
 from core.config import data_dir
-from core.interfaces import AsrContext, InterviewStore, PluginContext, Question
+from core.interfaces import AsrContext, InterviewStore, PluginContext
 from core.plugins import PluginError, collect, describe, make_plugin_manager
 
 log = logging.getLogger("mianshi.engine")
@@ -230,9 +230,6 @@ class _PhaseCtx:
     async def save(self) -> None:
         await self._session.store_update(set_fields={f"phase_state.{self.name}": self.state})
 
-    async def record_question(self, question: Question, index: int, total: int) -> None:
-        await self._session.record_question(self.name, question, index, total)
-
     async def store(self, *, set_fields: dict | None = None, push: dict | None = None) -> None:
         await self._session.store_update(set_fields=set_fields, push=push)
 
@@ -240,9 +237,6 @@ class _PhaseCtx:
         self._session.asr_context = context
         if self._session.speech is not None:
             self._session.speech.set_context(context)
-
-    async def run_blocking(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._session.engine.executor, fn, *args)
 
     def background(self, coro, name: str) -> asyncio.Task:
         return self._session.spawn(coro, name)
@@ -509,12 +503,6 @@ class Session:
         await self.send(message)
         if question is not None:
             self.engine.emit(self.interview_id, "question", push["questions"])
-
-    async def record_question(self, phase_name: str, question: Question, index: int, total: int) -> None:
-        record = dataclasses.asdict(question)
-        record.update(index=index, asked_at=utcnow_iso())
-        await self.store_update(push={"questions": record})
-        self.engine.emit(self.interview_id, "question", record)
 
     async def _loop(self) -> None:
         while True:

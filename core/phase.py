@@ -17,10 +17,10 @@ A phase keeps everything it needs to resume in ``ctx.state`` (a JSON-able dict) 
 """
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable, Protocol
+from typing import Any, Awaitable, Protocol
 
 from core.clock import Clock
-from core.interfaces import AsrContext, CodeRunner, Question, QuestionSource
+from core.interfaces import AsrContext, CodeRunner, QuestionSource
 
 
 class PhaseContext(Protocol):
@@ -39,26 +39,17 @@ class PhaseContext(Protocol):
 
     async def say(self, text: str, **extra: Any) -> None:
         """Send ``interview_message(phase=<this phase>, text, **extra)``, store it as the current
-        message (re-sent on reconnect) and, with ``question=...``, record a question."""
+        message (re-sent on reconnect) and, with ``question=<Question>``, record the question asked.
+        Final utterances and typed answers are stored by the engine itself, as they arrive."""
 
     async def save(self) -> None:
         """Persist ``state`` now."""
-
-    async def record_answer(self, text: str, *, source: str, question_index: int | None,
-                            t_start: float | None = None, t_end: float | None = None) -> None:
-        """Store one final utterance or typed answer in the transcript, at once."""
-
-    async def record_question(self, question: Question, index: int, total: int) -> None:
-        """Store an asked question on the interview, at once."""
 
     async def store(self, *, set_fields: dict | None = None, push: dict | None = None) -> None:
         """Write phase data (code submissions, ...) to the interview record at once."""
 
     def set_asr_context(self, context: AsrContext) -> None:
         """Bias speech recognition towards the current question and the resume's terms."""
-
-    async def run_blocking(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run a blocking call in the engine's general thread pool."""
 
     def background(self, coro: Awaitable[Any], name: str) -> None:
         """Run a task tied to the session (cancelled when the session closes)."""
