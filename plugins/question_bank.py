@@ -52,10 +52,10 @@ COVERED_FACTOR = 0.25          # a topic already asked about counts this much ag
 _BASE_PLAN = ["project", "skill", "skill", "fundamental", "behavioral", "project", "skill"]
 _KIND_ORDER = {"project": 0, "skill": 1, "fundamental": 2, "behavioral": 3}
 _FALLBACK = {
-    "project": ["project", "skill", "fundamental", "behavioral"],
-    "skill": ["skill", "fundamental", "behavioral"],
-    "fundamental": ["fundamental", "skill", "behavioral"],
-    "behavioral": ["behavioral", "fundamental", "skill"],
+    "project": ["project", "skill", "fundamental", "behavioral", "rest"],
+    "skill": ["skill", "fundamental", "behavioral", "rest"],
+    "fundamental": ["fundamental", "skill", "behavioral", "rest"],
+    "behavioral": ["behavioral", "fundamental", "skill", "rest"],
 }
 
 
@@ -384,6 +384,7 @@ class Selector:
         self.covered: set[str] = set()        # resume topics already asked about
         self.asked: set[str] = set()          # every topic already asked about
         self.own_used: set[int] = set()
+        self.project_asked = False
         self.unknown_used: set[str] = set()
         self.jitter = {q.id: rng.random() for qs in bank.questions.values() for q in qs}
 
@@ -508,13 +509,21 @@ class Selector:
         self.own_used.add(pick)
         item = own[pick]
         tpls = self.bank.templates["project" if item.kind == "project" else "experience"]
-        pool = list(tpls.get("common", [])) + list(tpls.get(self.ptype, []))
+        specific = list(tpls.get(self.ptype, []))
+        pool = specific + list(tpls.get("common", []))
         # Asking why a project chose Redis says more than asking why it chose Java.
         tools = [t for t in item.tech if self.bank.vocab.canonical(t) not in LANGUAGES] or item.tech
         values = {"project": item.name, "company": item.name, "role": item.role, "title": item.role,
                   "tech": self.rng.choice(tools[:3]) if tools else ""}
         usable = [t for t in pool if all(values.get(k) for k in re.findall(r"{(\w+)}", t["text"]))]
         self.rng.shuffle(usable)
+        # The first project question lets the candidate introduce it (naming the role when known);
+        # later ones dig into a project's difficulties, choices and hindsight.
+        first = item.kind == "project" and not self.project_asked
+        usable.sort(key=lambda t: (bool(t.get("opener")) != first, first and t not in specific,
+                                   "{role}" not in t["text"]))
+        if item.kind == "project":
+            self.project_asked = True
         for tpl in usable:
             text = tpl["text"].format(**values)
             if text not in self.used_texts:
@@ -522,6 +531,15 @@ class Selector:
                 return Question(text=text, kind="project", topic=item.name, source="bank",
                                 reference_points=list(tpl["points"]))
         return None
+
+    def rest(self) -> Question | None:
+        """Everything relevant is used up (a long interview): any unused question of the position."""
+        left = [q for q in self.bank.questions[self.ptype]
+                if q.id not in self.used_ids and q.text not in self.used_texts]
+        if not left:
+            return None
+        q = max(left, key=lambda q: (q.kind == "skill", self.jitter[q.id]))
+        return self._take(q, q.text, q.kind, q.topics[0])
 
     def any_kind(self, kind: str) -> Question | None:
         return getattr(self, kind)()
