@@ -13,7 +13,7 @@ face counter reports ``no_face``).
 
 Settings, ``[plugins.facemesh_pose]``: ``face_model`` (BlazeFace model, default ``full_range``;
 the same model as "blazeface" lets both share one detection per frame), ``min_score`` (0.5),
-``baseline_frames`` (5), ``yaw_threshold`` (25.0), ``pitch_threshold`` (20.0).
+``baseline_frames`` (5), ``yaw_threshold`` (20.0), ``pitch_threshold`` (20.0).
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from plugins._vision_util import FaceMesh, faces_of_frame, head_pose, shared_bla
 
 class FaceMeshPose:
     def __init__(self, face_model: str = "full_range", min_score: float = 0.5, baseline_frames: int = 5,
-                 yaw_threshold: float = 25.0, pitch_threshold: float = 20.0,
+                 yaw_threshold: float = 20.0, pitch_threshold: float = 20.0,
                  name: str = "facemesh_pose") -> None:
         if int(baseline_frames) < 1:
             raise ValueError("[plugins.facemesh_pose] baseline_frames must be >= 1")
@@ -47,7 +47,7 @@ class FaceMeshPose:
         s = ctx.settings
         return cls(face_model=s.get("face_model", "full_range"), min_score=s.get("min_score", 0.5),
                    baseline_frames=s.get("baseline_frames", 5),
-                   yaw_threshold=s.get("yaw_threshold", 25.0),
+                   yaw_threshold=s.get("yaw_threshold", 20.0),
                    pitch_threshold=s.get("pitch_threshold", 20.0), name=ctx.name)
 
     def pose(self, image: np.ndarray):

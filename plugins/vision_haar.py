@@ -1,10 +1,10 @@
 """Cheat detector "haar": counts frontal faces with OpenCV's Haar cascade
-(``haarcascade_frontalface_default.xml`` shipped with opencv-python). Older, faster on tiny frames,
-weaker on turned heads and more false positives than BlazeFace (see docs/vision.md); an alternative
-or a second opinion.
+(``haarcascade_frontalface_default.xml`` shipped with opencv-python). Slower on the CPU than
+BlazeFace here and with more false positives on textured backgrounds (see docs/vision.md); an
+alternative or a second opinion that needs no model file beyond OpenCV itself.
 
 Signals: ``no_face`` / ``multiple_faces`` / ``None`` like "blazeface". Settings, ``[plugins.haar]``:
-``cascade`` (file name in ``cv2.data.haarcascades`` or a path), ``scale_factor`` (1.1),
+``cascade`` (file name in ``cv2.data.haarcascades`` or a path), ``scale_factor`` (1.2),
 ``min_neighbors`` (5), ``min_size`` (smallest face side in pixels, 24).
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from core.interfaces import PluginContext
 
 
 class HaarFaceCounter:
-    def __init__(self, cascade: str = "haarcascade_frontalface_default.xml", scale_factor: float = 1.1,
+    def __init__(self, cascade: str = "haarcascade_frontalface_default.xml", scale_factor: float = 1.2,
                  min_neighbors: int = 5, min_size: int = 24, name: str = "haar") -> None:
         path = Path(cascade)
         if not path.is_file():
@@ -42,7 +42,7 @@ class HaarFaceCounter:
     def from_context(cls, ctx: PluginContext) -> "HaarFaceCounter":
         s = ctx.settings
         return cls(cascade=s.get("cascade", "haarcascade_frontalface_default.xml"),
-                   scale_factor=s.get("scale_factor", 1.1), min_neighbors=s.get("min_neighbors", 5),
+                   scale_factor=s.get("scale_factor", 1.2), min_neighbors=s.get("min_neighbors", 5),
                    min_size=s.get("min_size", 24), name=ctx.name)
 
     def _cascade(self) -> cv2.CascadeClassifier:
