@@ -229,6 +229,25 @@ class EchoRunner:
         return None
 
 
+class BrightnessDetector:
+    """A scripted detector: a dark frame means nobody is in the picture."""
+    name = "brightness"
+
+    def detect(self, image, state):
+        state["frames"] = state.get("frames", 0) + 1
+        kind = "no_face" if float(image.mean()) < 40 else None
+        return [ev.CheatSignal(self.name, kind, 1.0, {"mean": round(float(image.mean()), 1)})]
+
+
+def jpeg_of(value: int) -> bytes:
+    import cv2
+    image = np.full((240, 320, 3), value, dtype=np.uint8)
+    image[::8, ::8] = 255 - value          # some texture so the encoder has work to do
+    ok, buf = cv2.imencode(".jpg", image)
+    assert ok
+    return buf.tobytes()
+
+
 class HookPlugin:
     """Registers one scripted component through every registration hook and observes events."""
 
@@ -267,6 +286,10 @@ class HookPlugin:
     @hookimpl
     def register_code_runners(self, register):
         register("echo", lambda ctx: EchoRunner())
+
+    @hookimpl
+    def register_cheat_detectors(self, register):
+        register("brightness", lambda ctx: BrightnessDetector())
 
     @hookimpl
     def interview_event(self, interview_id, kind, data):

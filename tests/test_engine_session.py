@@ -7,8 +7,8 @@ import pytest
 
 from core import events as ev
 from core.clock import ManualClock
-from engine_support import (HookPlugin, Client, ScriptedSource, engine_config, make_store, seed, settle,
-                            silence, start_engine, tone)
+from engine_support import (HookPlugin, Client, ScriptedSource, engine_config, jpeg_of, make_store, seed,
+                            settle, silence, start_engine, tone)
 
 
 @pytest.fixture
@@ -237,5 +237,33 @@ async def test_scorer_hook_writes_the_report(store):
     assert stored["report_status"] == "ready"
     assert stored["report"]["overall_score"] == 7
     assert plugin.scorer.records and plugin.scorer.records[0]["phase_state"]["oneshot"]["answer"] == "学习快"
+    await session.close()
+    await engine.close()
+
+
+async def test_cheat_detector_hook_reports_one_message_per_episode(store):
+    plugin = HookPlugin()
+    config = engine_config(engine={"cheat_detectors": ["brightness"], "question_sources": ["scripted"],
+                                   "scorers": ["scripted"]},
+                           cheat={"consecutive_frames": 2, "clear_frames": 2})
+    engine = await start_engine(store, config, plugin, ManualClock())
+    user_id, resume_id, interview_id = await seed(store)
+    session, client = await open_session(engine, store, user_id, resume_id, interview_id)
+    for value in [200, 10, 10, 10, 10, 200, 200, 10, 200]:
+        await session.handle(ev.VideoFrame(jpeg_of(value)))
+        await session.cheat.drain()
+    await session.handle(ev.VideoFrame(b"not a jpeg at all"))
+    await session.cheat.drain()
+    await session.handle(ev.ClientEvent("tab_hidden"))
+    await session.handle(ev.ClientEvent("tab_visible"))
+    await settle(session)
+    assert [m["kind"] for m in client.of("cheat_detected")] == ["no_face", "tab_hidden"]
+    assert client.of("cheat_detected")[0]["text"] == ev.CHEAT_TEXTS["no_face"]
+    assert len(client.of("error")) == 1                        # the broken frame, skipped
+    stored = await store.load_interview(user_id, interview_id)
+    events = stored["cheat_events"]
+    assert [e["kind"] for e in events] == ["no_face", "tab_hidden"]
+    assert events[0]["frames"] == 4 and events[0]["ended_at"]   # closed by two normal frames
+    assert any(kind == "cheat" for _, kind, _ in plugin.observed)
     await session.close()
     await engine.close()
