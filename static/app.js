@@ -441,7 +441,8 @@ class InterviewRoom {
             el('textarea', 'code-editor', { class: 'editor', spellcheck: 'false', autocomplete: 'off' }),
             h('div', { class: 'row', style: 'margin-top: .5rem' },
               el('button', 'submit-code', { type: 'button', onclick: () => this.submitCode() }, '提交代码'),
-              el('button', 'finish-code', { type: 'button', class: 'secondary', onclick: () => this.finishCode() }, '完成代码题')),
+              el('span', 'code-timer', { class: 'muted' }),
+              h('span', { class: 'muted' }, '时间内可多次提交，以最后一次为准；时间到后自动结束面试。')),
             el('div', 'code-result')),
           h('div', { class: 'card' }, h('h2', {}, '实时转写'),
             el('div', 'transcript', { class: 'transcript' }, el('div', 'partial', { class: 'partial' }))),
@@ -686,14 +687,19 @@ class InterviewRoom {
     if (phase === 'question' && msg.total) {
       this.ui.progress.textContent = msg.question_index ? `第 ${msg.question_index} / ${msg.total} 题` : `共 ${msg.total} 题`;
     } else if (phase !== 'question') this.ui.progress.textContent = '';
-    this.ui.question.textContent = msg.text || '';
-    this.addLine('interviewer', msg.text || '');
+    if (phase === 'code' && msg.problem) {
+      this.ui.question.textContent = `代码题：${msg.problem.title || ''}（见下方题目与编辑器）`;
+      this.addLine('interviewer', `代码题：${msg.problem.title || ''}`);
+    } else {
+      this.ui.question.textContent = msg.text || '';
+      this.addLine('interviewer', msg.text || '');
+    }
     const speaking = phase === 'intro' || phase === 'question';
     this.ui.endAnswer.disabled = !speaking;
     this.ui.sendText.disabled = !speaking;
     this.ui.answerTools.hidden = !speaking;
     if (prev !== phase && !speaking) this.stopAudioTurn();
-    if (phase === 'code') this.showProblem(msg.problem);
+    if (phase === 'code' && (msg.problem || !this.problemShown)) this.showProblem(msg.problem);
     if (phase === 'end') this.finish();
     this.updateMicStatus();
   }
@@ -755,6 +761,9 @@ class InterviewRoom {
   showProblem(problem) {
     this.ui.codePanel.hidden = false;
     if (!problem) { this.ui.problem.replaceChildren(h('p', { class: 'muted' }, '题目加载中…')); return; }
+    this.problemShown = true;
+    this.ui.problem.dataset.problemId = problem.id || '';
+    if (problem.time_limit_seconds) this.startCodeTimer(problem.time_limit_seconds);
     const examples = (problem.examples || []).map((ex, i) => h('div', {},
       h('strong', {}, `示例 ${i + 1}`),
       h('pre', {}, `输入：\n${ex.input ?? ''}\n输出：\n${ex.output ?? ''}`),
@@ -778,6 +787,19 @@ class InterviewRoom {
     fill();
   }
 
+  startCodeTimer(seconds) {
+    // informative only: the server ends the phase; a re-sent problem (reconnect) restarts the count
+    clearInterval(this.codeTimer);
+    const deadline = Date.now() + seconds * 1000;
+    const tick = () => {
+      const left = Math.max(0, Math.round((deadline - Date.now()) / 1000));
+      this.ui.codeTimer.textContent = `剩余时间约 ${Math.floor(left / 60)}:${String(left % 60).padStart(2, '0')}`;
+      if (!left) clearInterval(this.codeTimer);
+    };
+    tick();
+    this.codeTimer = setInterval(tick, 1000);
+  }
+
   submitCode() {
     const code = this.ui.codeEditor.value;
     if (!code.trim()) { this.ui.codeResult.replaceChildren(h('p', { class: 'error' }, '请先编写代码')); return; }
@@ -785,11 +807,6 @@ class InterviewRoom {
       this.ui.submitCode.disabled = true;
       this.ui.codeResult.replaceChildren(h('p', { class: 'muted', id: 'code-running' }, '代码运行中…'));
     } else this.ui.codeResult.replaceChildren(h('p', { class: 'error' }, '连接已断开，请稍后重试'));
-  }
-
-  finishCode() {
-    if (!confirm('确定完成代码题并结束面试吗？')) return;
-    this.send({ type: 'end_answer' });
   }
 
   onCodeResult(msg) {
@@ -800,16 +817,18 @@ class InterviewRoom {
       h('p', { id: 'code-summary', class: allPassed ? 'ok' : 'error' }, `通过 ${msg.passed} / ${msg.total} 个测试用例`),
       msg.text ? h('p', { id: 'code-text' }, msg.text) : null,
       cases.length ? h('table', { id: 'code-cases' },
-        h('thead', {}, h('tr', {}, h('th', {}, '用例'), h('th', {}, '结果'), h('th', {}, '耗时'), h('th', {}, '说明'))),
-        h('tbody', {}, cases.map((c, i) => h('tr', {},
-          h('td', {}, String(c.index ?? i + 1)),
-          h('td', {}, c.passed ? h('span', { class: 'badge ok' }, '通过') : h('span', { class: 'badge warn' }, c.status || '未通过')),
+        h('thead', {}, h('tr', {}, h('th', {}, '用例'), h('th', {}, '结果'), h('th', {}, '耗时'), h('th', {}, '详情'))),
+        h('tbody', {}, cases.map((c, i) => h('tr', { class: c.passed ? 'case-pass' : 'case-fail' },
+          h('td', {}, `${c.visible === false ? '隐藏用例' : '示例'} ${c.index ?? i + 1}`),
+          h('td', {}, c.passed ? h('span', { class: 'badge ok' }, '通过') : h('span', { class: 'badge warn' }, c.error || '未通过')),
           h('td', {}, c.time_ms != null ? `${Math.round(c.time_ms)} ms` : ''),
-          h('td', { style: 'white-space: pre-wrap' }, c.message || c.detail || c.stderr || ''))))) : null);
+          h('td', {}, c.visible === false || c.passed ? null : h('pre', { class: 'case-detail' },
+            `输入：\n${c.input ?? ''}\n期望输出：\n${c.expected ?? ''}\n实际输出：\n${c.got ?? ''}${c.stderr ? `\n错误输出：\n${c.stderr}` : ''}`)))))) : null);
   }
 
   finish() {
     this.ended = true;
+    clearInterval(this.codeTimer);
     this.stopAudioTurn();
     this.ui.endScreen.hidden = false;
     this.ui.codePanel.hidden = true;
@@ -829,6 +848,7 @@ class InterviewRoom {
     this.disposed = true;
     document.removeEventListener('visibilitychange', this.onVisibility);
     clearTimeout(this.reconnectTimer);
+    clearInterval(this.codeTimer);
     if (this.ws) {
       this.stopAudioTurn();
       this.send({ type: 'disconnect' });
@@ -837,6 +857,82 @@ class InterviewRoom {
     }
     this.stopMedia();
   }
+}
+
+// ------------------------------------------------------------------------------------------------
+// report
+function scoreBadge(score) {
+  const n = Number(score);
+  const cls = n >= 7 ? 'badge ok' : n >= 4 ? 'badge' : 'badge warn';
+  return h('span', { class: cls }, `${Number.isFinite(n) ? Math.round(n * 10) / 10 : '-'} / 10`);
+}
+
+function reportView(root, interviewId) {
+  const id = decodeURIComponent(interviewId || '');
+  const card = h('div', { class: 'card', id: 'report' }, h('h1', {}, '面试报告'),
+    h('p', { class: 'muted', id: 'report-status' }, '加载中…'));
+  root.append(card);
+  let timer = null, disposed = false, polls = 0;
+  async function load() {
+    if (disposed) return;
+    polls += 1;
+    let res;
+    try {
+      res = await api('GET', `/interviews/${encodeURIComponent(id)}/report/`);
+    } catch (e) {
+      card.querySelector('#report-status').textContent = e.message;
+      if (e.status === 0 || e.status >= 500) timer = setTimeout(load, 5000);
+      return;
+    }
+    if (res.status === 202) {
+      const d = res.data || {};
+      card.querySelector('#report-status').textContent = d.msg || '报告生成中，请稍候…（页面会自动刷新）';
+      timer = setTimeout(load, Math.min(5000, 1000 + polls * 250));
+      return;
+    }
+    renderReport(card, res.data.report || res.data, id);
+  }
+  load();
+  return { dispose() { disposed = true; clearTimeout(timer); } };
+}
+
+function renderReport(card, r, id) {
+  const questions = r.questions || [];
+  const code = r.code || {};
+  const cheats = r.cheat_events || [];
+  card.replaceChildren(
+    h('div', { class: 'row', style: 'justify-content: space-between' },
+      h('h1', {}, '面试报告'),
+      h('button', { class: 'secondary', onclick: () => go('#/interviews') }, '返回面试记录')),
+    h('div', { class: 'row' },
+      h('div', {}, h('div', { class: 'muted' }, '综合得分'),
+        h('div', { class: 'score-big', id: 'overall-score' }, `${Math.round(Number(r.overall_score) * 10) / 10}`),
+        h('div', { class: 'muted' }, '满分 10 分'))),
+    h('h2', {}, '总体评价'),
+    h('p', { id: 'report-summary' }, r.summary || ''),
+    h('h2', {}, `问答（${questions.length} 题）`),
+    questions.length === 0 ? h('p', { class: 'muted' }, '没有回答记录。') :
+      h('div', { id: 'report-questions' }, questions.map((q, i) => h('div', { class: 'item-row report-question' },
+        h('div', { class: 'row', style: 'justify-content: space-between' },
+          h('strong', {}, `第 ${q.index ?? i + 1} 题：${q.question || ''}`), scoreBadge(q.score)),
+        h('p', {}, h('span', { class: 'muted' }, '我的回答：'), q.answer || '（未作答）'),
+        q.good ? h('p', {}, h('span', { class: 'muted' }, '亮点：'), q.good) : null,
+        q.missing ? h('p', {}, h('span', { class: 'muted' }, '不足：'), q.missing) : null,
+        q.comment ? h('p', {}, h('span', { class: 'muted' }, '点评：'), q.comment) : null,
+        q.reference_answer ? h('p', {}, h('span', { class: 'muted' }, '参考答案：'), q.reference_answer) : null))),
+    h('h2', {}, '代码题'),
+    h('div', { id: 'report-code' },
+      code.problem_title ? h('p', {}, `题目：${code.problem_title}`) : null,
+      code.attempted
+        ? h('p', {}, `提交 ${code.submissions} 次，最好一次通过 ${code.best_passed ?? 0} / ${code.total ?? 0} 个用例`,
+          code.score != null ? h('span', {}, '，得分 ', scoreBadge(code.score)) : null)
+        : h('p', { class: 'muted' }, '未提交代码。'),
+      code.comment ? h('p', {}, code.comment) : null),
+    h('h2', {}, '作弊检测'),
+    cheats.length === 0 ? h('p', { class: 'ok', id: 'report-cheats' }, '未发现异常。') :
+      h('ul', { id: 'report-cheats' }, cheats.map((c) => h('li', {},
+        `${c.kind_zh || c.kind || '异常'}${c.seconds != null ? `，持续约 ${c.seconds} 秒` : ''}${c.phase ? `（${PHASE_LABELS[c.phase] || c.phase}）` : ''}`))),
+  );
 }
 
 // ------------------------------------------------------------------------------------------------

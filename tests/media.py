@@ -124,3 +124,49 @@ def transcripts(audio_dir: Path = AUDIO_DIR) -> dict[str, str]:
             stem, text = line.split("\t", 1)
             out[stem.strip()] = text.strip()
     return out
+
+
+# --- comparing what the page sent with what the fake microphone played -------------------------------
+def align_windows(received: np.ndarray, source: np.ndarray, window: int = SAMPLE_RATE,
+                  hop: int = SAMPLE_RATE // 2, min_rms: float = 300.0) -> list[dict]:
+    """Chromium's fake capture loops ``source``; for each window of ``received`` with signal in it,
+    find where it lies in the (looped) source by circular cross-correlation.
+
+    Returns per window: ``start`` (index in ``received``), ``offset`` = source position minus
+    received position (mod len(source); constant while no sample is lost or inserted), ``corr``
+    (Pearson correlation with the source at that position: ~1 for an exact resampled copy).
+    """
+    y = np.asarray(received, dtype=np.float64)
+    x = np.asarray(source, dtype=np.float64)
+    n_src = len(x)
+    if window > n_src:
+        raise ValueError("window longer than the source")
+    tiled = np.concatenate([x, x[:window]])
+    nfft = 1 << int(np.ceil(np.log2(len(tiled) + window)))
+    spec = np.fft.rfft(tiled, nfft)
+    out = []
+    for start in range(0, len(y) - window + 1, hop):
+        seg = y[start:start + window]
+        if np.sqrt(np.mean(seg ** 2)) < min_rms:
+            continue
+        corr = np.fft.irfft(spec * np.conj(np.fft.rfft(seg, nfft)), nfft)[:n_src]
+        d = int(np.argmax(corr))
+        ref = tiled[d:d + window]
+        if np.std(ref) == 0:
+            continue
+        out.append({"start": start, "offset": (d - start) % n_src,
+                    "corr": float(np.corrcoef(seg, ref)[0, 1])})
+    return out
+
+
+def offset_steps(windows: list[dict], n_src: int) -> list[int]:
+    """Changes of the alignment offset between consecutive windows, unwrapped into
+    (-n_src/2, n_src/2]. Positive: the received stream skipped source samples (lost);
+    negative: samples were inserted (e.g. padding where the fake device loops the file)."""
+    steps = []
+    for a, b in zip(windows, windows[1:]):
+        step = (b["offset"] - a["offset"]) % n_src
+        if step > n_src // 2:
+            step -= n_src
+        steps.append(int(step))
+    return steps
