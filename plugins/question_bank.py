@@ -33,7 +33,7 @@ from core.interfaces import FollowUpRequest, PluginContext, Question, QuestionRe
 DATA_DIR = Path(__file__).with_name("question_bank")
 POSITION_TYPES = ("backend", "frontend", "pm", "qa", "algo")
 BANK_KINDS = ("skill", "fundamental", "behavioral")
-MAX_COUNT = 30
+MAX_COUNT = 40
 LANGUAGES = {"Java", "Go", "Python", "C++", "Rust", "PHP", "JavaScript", "TypeScript", "SQL", "HTML", "CSS"}
 
 _CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -546,6 +546,8 @@ class Selector:
 
 
 def select_questions(bank: Bank, resume: dict, interview: dict, count: int) -> list[Question]:
+    if resume is None:                 # no resume content: position fundamentals only
+        resume = {}
     if not isinstance(resume, dict):
         raise BankError("简历格式不正确，应为对象")
     if not isinstance(interview, dict):
