@@ -149,9 +149,12 @@ class BubblewrapRunner:
 
     # --- the command line ----------------------------------------------------------------------
     def _user_kwargs(self) -> dict:
+        # bwrap itself gets an empty environment too: its pid-1 process inside the sandbox keeps the
+        # environment it was started with, readable as /proc/1/environ (secrets must not be there).
+        kwargs: dict = {"env": {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}}
         if os.geteuid() == 0:
-            return {"user": self.run_as_uid, "group": self.run_as_gid, "extra_groups": []}
-        return {}
+            kwargs.update(user=self.run_as_uid, group=self.run_as_gid, extra_groups=[])
+        return kwargs
 
     @staticmethod
     def _host_links() -> list[str]:
