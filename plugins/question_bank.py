@@ -209,8 +209,14 @@ class Term:
     project: str = ""        # the project it came from, for project terms
 
     @property
+    def nameable(self) -> bool:
+        """Worth naming back to the candidate: listed as a skill or tech, or a technical name
+        (``Kafka``) rather than a generic Chinese word (``渲染``) found in a description."""
+        return self.source in ("skill", "project_tech") or bool(re.search(r"[A-Za-z]", self.display))
+
+    @property
     def weight(self) -> float:
-        return WEIGHTS[self.source]
+        return WEIGHTS[self.source] if self.nameable else WEIGHTS["other"]
 
 
 @dataclass
@@ -271,9 +277,9 @@ def analyse(bank: Bank, resume: dict, interview: dict) -> Profile:
     unknown: list[str] = []
 
     def note(canonical: str, display: str, source: str, project: str = "") -> None:
-        old = terms.get(canonical)
-        if old is None or WEIGHTS[source] > old.weight:
-            terms[canonical] = Term(canonical, display, source, project)
+        new, old = Term(canonical, display, source, project), terms.get(canonical)
+        if old is None or new.weight > old.weight:
+            terms[canonical] = new
 
     for raw in _as_list(resume.get("skills"), "skills"):
         skill = _SKILL_PREFIX.sub("", _text(raw)).strip()
@@ -399,7 +405,8 @@ class Selector:
             if topic in self.covered:
                 w *= COVERED_FACTOR
             score += w
-            if best is None or term.weight > best.weight:
+            # Name the question's own (first matching) topic in the prefix, if it is nameable.
+            if best is None or (term.nameable and not best.nameable):
                 best = term
         return score, best
 
@@ -423,7 +430,8 @@ class Selector:
                 if q.kind != "skill" or q.id in self.used_ids or q.text in self.used_texts:
                     continue
                 score, term = self._resume_score(q)
-                if term is None or (ptype != self.ptype and term.source not in ("skill", "project_tech")):
+                if (term is None or not term.nameable
+                        or (ptype != self.ptype and term.source not in ("skill", "project_tech"))):
                     continue
                 total = factor * (score + 0.5 * self._position_score(q)) + 0.8 * self.jitter[q.id]
                 if best is None or total > best[0]:
@@ -450,6 +458,8 @@ class Selector:
 
     def _prefixed(self, text: str, term: Term) -> str:
         prefixes = self.bank.templates["skill_prefix"]
+        if not term.nameable:
+            return text
         if term.source == "project_tech" or (term.source == "project" and term.project):
             pattern = self.rng.choice(prefixes["project"])
             return pattern.format(project=term.project, skill=term.display) + text

@@ -133,6 +133,32 @@ def test_backend_and_frontend_resumes_get_different_questions(bank):
     assert {q.text for q in go if q.kind == "skill"}.isdisjoint({q.text for q in be})
 
 
+def test_every_skill_and_project_question_names_something_from_the_resume(bank):
+    """Property check over generated resumes: skill and project questions quote the resume."""
+    import random
+    rng = random.Random(7)
+    aliases = json.loads((Path(__file__).parent.parent / "plugins/question_bank/aliases.json").read_text("utf-8"))
+    spellings = [s for k, v in aliases.items() if not k.startswith("_") for s in [k, *v]]
+    words = ["负责", "系统", "优化", "设计", "渲染", "需求", "排序", "推荐", "订单", "测试"]
+    for i in range(60):
+        resume = {"skills": rng.sample(spellings, rng.randint(0, 5)),
+                  "projects": [{"name": f"项目{i}号", "role": rng.choice(["", "负责人"]),
+                                "tech": rng.sample(spellings, rng.randint(0, 3)),
+                                "description": "".join(rng.sample(words + spellings, 6))}],
+                  "work_experience": [{"company": f"公司{i}", "description": "".join(rng.sample(words, 4))}]}
+        raw = json.dumps(resume, ensure_ascii=False)
+        for ptype in POSITION_TYPES:
+            for q in select_questions(bank, resume, interview(ptype, str(i)), 6):
+                if q.kind == "project":
+                    assert f"项目{i}号" in q.text or f"公司{i}" in q.text, q.text
+                elif q.kind == "skill":
+                    quoted = re.findall(r"(?:写了(?:熟悉)?|技能里有|用到了)([^，]+)，", q.text)
+                    assert quoted and quoted[0] in raw, (q.text, resume)
+                    # ... and it is a listed skill/tech or a technical name, not a generic word
+                    listed = resume["skills"] + resume["projects"][0]["tech"]
+                    assert quoted[0] in listed or re.search(r"[A-Za-z]", quoted[0]), q.text
+
+
 def test_stable_for_same_input_and_varies_with_interview(bank):
     first = select_questions(bank, BACKEND_RESUME, interview("backend", "abc"), 6)
     again = select_questions(bank, json.loads(json.dumps(BACKEND_RESUME)), interview("backend", "abc"), 6)
