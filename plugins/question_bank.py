@@ -314,7 +314,7 @@ def analyse(bank: Bank, resume: dict, interview: dict) -> Profile:
             tech.append(written)
         for canonical, written in vocab.find(f"{name} {body}"):
             note(canonical, written, "project", name)
-            if len(tech) < 3 and written not in tech:
+            if len(tech) < 3 and written not in tech and re.search(r"[A-Za-z]", written):
                 tech.append(written)
         if name:
             own.append(OwnItem("project", name, role, tech))

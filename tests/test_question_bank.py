@@ -151,6 +151,8 @@ def test_every_skill_and_project_question_names_something_from_the_resume(bank):
             for q in select_questions(bank, resume, interview(ptype, str(i)), 6):
                 if q.kind == "project":
                     assert f"项目{i}号" in q.text or f"公司{i}" in q.text, q.text
+                    tech = re.findall(r"中用到了([^，]+)，", q.text)
+                    assert not tech or tech[0] in resume["projects"][0]["tech"] or re.search(r"[A-Za-z]", tech[0])
                 elif q.kind == "skill":
                     quoted = re.findall(r"(?:写了(?:熟悉)?|技能里有|用到了)([^，]+)，", q.text)
                     assert quoted and quoted[0] in raw, (q.text, resume)
