@@ -1,7 +1,7 @@
 """Vision benchmark: accuracy and speed of each detector on the labelled 640×480 image set, the frame
 rate one core sustains, and the effect of 10 sessions sending frames on audio-frame latency.
 
-    .venv/bin/python bench/bench_vision.py [--reps 2] [--seconds 12] [--skip-haar]
+    .venv/bin/python bench/bench_vision.py [--reps 2] [--seconds 12] [--skip-haar] [--only-latency]
 
 OpenCV is limited to one thread (as in the server's VisionPool), so "ms per frame" is single-core.
 The audio-latency part runs 10 CheatMonitors on one VisionPool worker in one event loop together
@@ -174,10 +174,14 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=12.0)
     ap.add_argument("--skip-haar", action="store_true")
+    ap.add_argument("--only-latency", action="store_true", help="only the audio-latency runs")
     args = ap.parse_args()
     cv2.setNumThreads(1)
     print(f"# load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; OpenCV {cv2.__version__}, 1 thread")
     images = vi.labelled_set()
+    if args.only_latency:
+        latency(images, args.seconds)
+        return
     cats = sorted({i.category for i in images})
     print(f"\n## Face counting on {len(images)} labelled 640×480 images ({', '.join(cats)})\n")
     print("| detector | right | " + " | ".join(cats) + " | ms p50 | ms p95 |")
@@ -204,11 +208,15 @@ def main() -> None:
           f"{fps['frames']} frames: p50 {fps['p50']:.1f} ms, p95 {fps['p95']:.1f} ms -> "
           f"{fps['fps']:.1f} frames/s sustained on one core")
 
-    print(f"\n## Audio-frame latency on the event loop, 10 sessions, {args.seconds:.0f} s each run\n")
+    latency(images, args.seconds)
+
+
+def latency(images, seconds: float) -> None:
+    print(f"\n## Audio-frame latency on the event loop, 10 sessions, {seconds:.0f} s each run\n")
     print("| video | audio lateness p50 / p95 / p99 / max (ms) | frames received / processed / dropped |")
     print("|---|---|---|")
     for label, fps_s in (("none", 0.0), ("10 × 1 frame/s (the guide)", 1.0), ("10 × 5 frames/s (flood)", 5.0)):
-        r = asyncio.run(audio_latency(images, 10, fps_s, args.seconds))
+        r = asyncio.run(audio_latency(images, 10, fps_s, seconds))
         print(f"| {label} | {r['p50']:.2f} / {r['p95']:.2f} / {r['p99']:.2f} / {r['max']:.1f} | "
               f"{r['received']} / {r['processed']} / {r['dropped']} |")
     print(f"\n# load average after: {os.getloadavg()[0]:.2f}")

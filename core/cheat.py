@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -46,18 +48,32 @@ def _utcnow_iso() -> str:
     return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-class VisionPool:
-    """The process-wide thread pool for frame decoding and detection."""
+def _lower_thread_priority(nice: int) -> None:
+    """Runs in each vision thread: on Linux ``setpriority`` with a thread id renices only that
+    thread, so under CPU contention the event loop (audio) and ASR threads are scheduled first."""
+    if nice <= 0:
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+    except (AttributeError, OSError, PermissionError):
+        log.debug("could not lower the vision thread priority", exc_info=True)
 
-    def __init__(self, workers: int = 1, opencv_threads: int | None = 1) -> None:
+
+class VisionPool:
+    """The process-wide thread pool for frame decoding and detection. Its threads run at a lower
+    CPU priority (``nice``, default +10) than the rest of the process."""
+
+    def __init__(self, workers: int = 1, opencv_threads: int | None = 1, nice: int = 10) -> None:
         if int(workers) < 1:
             raise ValueError("vision workers must be >= 1")
         self.workers = int(workers)
+        self.nice = int(nice)
         if opencv_threads is not None:
             import cv2
             # One OpenCV thread per call: parallelism comes from the pool, bounded by ``workers``.
             cv2.setNumThreads(int(opencv_threads))
-        self.executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="vision")
+        self.executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="vision",
+                                           initializer=_lower_thread_priority, initargs=(self.nice,))
         self.closed = False
 
     async def run(self, fn: Callable, *args):

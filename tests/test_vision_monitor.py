@@ -3,6 +3,7 @@ bounded queue. Real detectors on real (labelled) images, real thread pool."""
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 
 import pytest
@@ -165,12 +166,13 @@ async def test_stale_frames_are_dropped(pool, blazeface, jpegs):
 
 async def test_detection_runs_off_the_event_loop_and_a_failing_detector_is_isolated(pool, blazeface, jpegs):
     loop_thread = threading.current_thread().name
-    seen = []
+    seen, niceness = [], []
 
     class ThreadProbe(BlazeFaceCounter):
         """The real BlazeFace counter, recording which thread runs it."""
         def detect(self, image, state):
             seen.append(threading.current_thread().name)
+            niceness.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
             return super().detect(image, state)
 
     class Broken:
@@ -194,6 +196,8 @@ async def test_detection_runs_off_the_event_loop_and_a_failing_detector_is_isola
     t.cancel()
     assert seen and all(name.startswith("vision") and name != loop_thread for name in seen)
     assert ticks > 0                                      # the loop kept running meanwhile
+    main_nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert all(n >= min(19, main_nice + 10) for n in niceness)   # vision yields the CPU to audio
     assert m.stats["detector_errors"] == 3
     assert [e["kind"] for e in rec.episodes] == ["multiple_faces"]
     await m.aclose()
