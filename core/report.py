@@ -1,0 +1,294 @@
+"""The interview report: written in the background when an interview ends.
+
+``ReportService`` runs the scorers of ``[engine] scorers`` in order (``llm`` first, the deterministic
+``heuristic`` as the fallback) and stores the result on the interview document:
+
+    report_status     "pending" (nothing started yet) → "generating" → "ready";
+                      "retrying" after a round in which every scorer failed (next round after a
+                      backoff), "failed" once ``max_attempts`` rounds failed
+    report            the report dict (see ``core.interfaces.Scorer.score``), once ready
+    report_scorer     name of the scorer that wrote it; ``report_degraded`` is true when it is not
+                      the first one listed (then the preferred scorer is tried again later and, if
+                      it succeeds, replaces the report)
+    report_attempts   rounds started so far; ``report_error`` what failed last;
+    report_next_retry_at  ISO time of the next round while "retrying"
+
+A restart loses nothing: ``resume_pending()`` (called at start-up) schedules every ended interview
+whose report is not "ready" or "failed". Settings (``[report]`` table, all optional):
+``max_attempts`` (5), ``retry_base_seconds`` (30), ``retry_max_seconds`` (900),
+``scorer_timeout_seconds`` (300), ``upgrade_degraded`` (true).
+
+The store is read through ``load_report_source(interview_id)`` (the whole interview document with
+its transcript, whoever owns it) and ``list_report_pending()``; written through
+``update_interview``. See ``core.interfaces.InterviewStore``.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+log = logging.getLogger("mianshi.report")
+
+CHEAT_KINDS_ZH = {"multiple_faces": "检测到多人", "no_face": "未检测到人脸", "looking_away": "视线偏离屏幕",
+                  "tab_hidden": "切换了页面"}
+UNFINISHED_REPORT_STATES = ("pending", "generating", "retrying")
+
+
+# --- what the scorers share ------------------------------------------------------------------------
+def _index(value: Any) -> Any:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return value
+
+
+def question_answers(record: dict) -> list[dict]:
+    """Each asked question (in order) with the candidate's final answer text joined from the
+    transcript entries of the question phase that carry its ``question_index``."""
+    by_index: dict[Any, list[str]] = {}
+    for entry in record.get("transcript") or []:
+        if not isinstance(entry, dict) or entry.get("phase", "question") != "question":
+            continue
+        text = str(entry.get("text") or "").strip()
+        if text and entry.get("question_index") is not None:
+            by_index.setdefault(_index(entry["question_index"]), []).append(text)
+    questions = [q for q in record.get("questions") or [] if isinstance(q, dict) and q.get("text")]
+    questions.sort(key=lambda q: (_index(q.get("index", 0)) if isinstance(_index(q.get("index", 0)), int) else 0))
+    out = []
+    for pos, q in enumerate(questions):
+        index = _index(q.get("index", pos + 1))
+        points = q.get("reference_points") or []
+        out.append({"index": index, "question": str(q["text"]), "kind": q.get("kind") or "fundamental",
+                    "topic": q.get("topic") or "", "follow_up_of": q.get("follow_up_of"),
+                    "reference_points": [str(p) for p in points if str(p).strip()] if isinstance(points, list) else [],
+                    "answer": " ".join(by_index.get(index, []))})
+    return out
+
+
+def code_section(record: dict) -> dict:
+    """The code phase's outcome: the problem, how many submissions, the best one."""
+    code = record.get("code") or {}
+    problem = code.get("problem")
+    if isinstance(problem, dict):
+        title = problem.get("title") or problem.get("name") or problem.get("id") or ""
+    else:
+        title = str(problem or "")
+    subs = [s for s in code.get("submissions") or [] if isinstance(s, dict)]
+    out: dict = {"problem_title": title, "attempted": bool(subs), "submissions": len(subs)}
+    if subs:
+        def ratio(s):
+            total = s.get("total") or 0
+            return (s.get("passed") or 0) / total if total else 0.0
+        best = max(subs, key=ratio)
+        out.update(best_passed=int(best.get("passed") or 0), total=int(best.get("total") or 0),
+                   language=best.get("language") or "", all_passed=bool(best.get("total"))
+                   and best.get("passed") == best.get("total"))
+        out["score"] = round(10 * ratio(best), 1)
+    return out
+
+
+def cheat_section(record: dict) -> list[dict]:
+    out = []
+    for event in record.get("cheat_events") or []:
+        if not isinstance(event, dict):
+            continue
+        kind = str(event.get("kind") or "unknown")
+        item = {"kind": kind, "kind_zh": CHEAT_KINDS_ZH.get(kind, kind),
+                "started_at": event.get("started_at"), "ended_at": event.get("ended_at"),
+                "frames": event.get("frames")}
+        start, end = event.get("started_at"), event.get("ended_at")
+        if isinstance(start, (int, float)) and isinstance(end, (int, float)) and end >= start:
+            item["seconds"] = round(end - start, 1)
+        out.append(item)
+    return out
+
+
+def check_report(report: Any) -> list[str]:
+    """What a scorer must return for the report to be stored."""
+    if not isinstance(report, dict):
+        return ["report is not an object"]
+    problems = []
+    score = report.get("overall_score")
+    if isinstance(score, bool) or not isinstance(score, (int, float)) or not 0 <= score <= 10:
+        problems.append("overall_score must be a number from 0 to 10")
+    if not isinstance(report.get("summary"), str) or not report["summary"].strip():
+        problems.append("summary must be a non-empty string")
+    questions = report.get("questions")
+    if not isinstance(questions, list):
+        problems.append("questions must be a list")
+    else:
+        for i, q in enumerate(questions):
+            s = q.get("score") if isinstance(q, dict) else None
+            if isinstance(s, bool) or not isinstance(s, (int, float)) or not 0 <= s <= 10:
+                problems.append(f"questions[{i}].score must be a number from 0 to 10")
+    return problems
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _iso(dt: datetime) -> str:
+    return dt.isoformat().replace("+00:00", "Z")
+
+
+# --- the service -----------------------------------------------------------------------------------
+class ReportService:
+    def __init__(self, scorers: list, store, clock, settings: dict | None = None) -> None:
+        settings = dict(settings or {})
+        self.scorers = list(scorers)
+        self.store = store
+        self.clock = clock
+        self.max_attempts = int(settings.get("max_attempts", 5))
+        self.retry_base = float(settings.get("retry_base_seconds", 30.0))
+        self.retry_max = float(settings.get("retry_max_seconds", 900.0))
+        self.scorer_timeout = float(settings.get("scorer_timeout_seconds", 300.0))
+        self.upgrade_degraded = bool(settings.get("upgrade_degraded", True))
+        if self.max_attempts < 1:
+            raise ValueError("[report] max_attempts must be at least 1")
+        self._tasks: dict[str, asyncio.Task] = {}
+        self._closed = False
+
+    # -- public --------------------------------------------------------------------------------------
+    def schedule(self, interview_id: str) -> asyncio.Task | None:
+        """Write the report of ``interview_id`` in the background (no-op if already under way)."""
+        if self._closed:
+            return None
+        interview_id = str(interview_id)
+        task = self._tasks.get(interview_id)
+        if task is not None and not task.done():
+            return task
+        task = asyncio.get_running_loop().create_task(self._run(interview_id), name=f"report-{interview_id}")
+        self._tasks[interview_id] = task
+        task.add_done_callback(lambda t, i=interview_id: self._done(i, t))
+        return task
+
+    def is_running(self, interview_id: str) -> bool:
+        task = self._tasks.get(str(interview_id))
+        return task is not None and not task.done()
+
+    async def resume_pending(self) -> int:
+        """Schedule every ended interview whose report is unfinished (after a restart)."""
+        lister = getattr(self.store, "list_report_pending", None)
+        if lister is None:
+            log.warning("the store has no list_report_pending(): unfinished reports are not resumed")
+            return 0
+        ids = await lister()
+        for interview_id in ids:
+            self.schedule(interview_id)
+        if ids:
+            log.info("resuming %d unfinished report(s)", len(ids))
+        return len(ids)
+
+    async def wait(self, interview_id: str) -> None:
+        task = self._tasks.get(str(interview_id))
+        if task is not None:
+            await asyncio.shield(task)
+
+    async def aclose(self) -> None:
+        """Stop the background work; an interrupted report stays "generating"/"retrying" in the
+        store and is picked up by ``resume_pending`` at the next start."""
+        self._closed = True
+        tasks = [t for t in self._tasks.values() if not t.done()]
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    # -- internals -----------------------------------------------------------------------------------
+    def _done(self, interview_id: str, task: asyncio.Task) -> None:
+        if self._tasks.get(interview_id) is task:
+            del self._tasks[interview_id]
+        if not task.cancelled() and task.exception() is not None:
+            log.error("report task for %s crashed: %r", interview_id, task.exception())
+
+    def _delay(self, attempt: int) -> float:
+        return min(self.retry_base * (2 ** max(0, attempt - 1)), self.retry_max)
+
+    async def _load(self, interview_id: str) -> dict | None:
+        loader = getattr(self.store, "load_report_source", None)
+        if loader is not None:
+            return await loader(interview_id)
+        record = await self.store.load_interview_by_id(interview_id)
+        if record is not None and "transcript" not in record:
+            record = dict(record, transcript=await self.store.load_transcript(interview_id))
+        return record
+
+    async def _set(self, interview_id: str, **fields) -> None:
+        await self.store.update_interview(interview_id, set_fields=fields)
+
+    async def _try_scorers(self, scorers: list, record: dict) -> tuple[Any, dict | None, list[str]]:
+        errors: list[str] = []
+        for scorer in scorers:
+            if getattr(scorer, "available", True) is False:
+                errors.append(f"{scorer.name}: 未配置")
+                continue
+            try:
+                report = await asyncio.wait_for(scorer.score(record), self.scorer_timeout)
+            except asyncio.TimeoutError:
+                errors.append(f"{scorer.name}: 超时（{self.scorer_timeout:.0f} 秒）")
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a failing scorer is normal: try the next one
+                errors.append(f"{scorer.name}: {exc}")
+                continue
+            problems = check_report(report)
+            if problems:
+                errors.append(f"{scorer.name}: 报告格式不正确（{'; '.join(problems)}）")
+                continue
+            return scorer, report, errors
+        return None, None, errors
+
+    async def _run(self, interview_id: str) -> None:
+        record = await self._load(interview_id)
+        if record is None:
+            log.warning("report for %s: interview not found", interview_id)
+            return
+        if record.get("report_status") in ("ready", "failed") and not record.get("report_degraded"):
+            return
+        attempts = int(record.get("report_attempts") or 0)
+        candidates = list(self.scorers)
+        while attempts < self.max_attempts:
+            attempts += 1
+            upgrading = record.get("report_status") == "ready"
+            if not upgrading:
+                await self._set(interview_id, report_status="generating", report_attempts=attempts,
+                                report_next_retry_at=None)
+            else:
+                await self._set(interview_id, report_attempts=attempts)
+            record = await self._load(interview_id) or record
+            scorer, report, errors = await self._try_scorers(candidates, record)
+            error_text = "; ".join(errors) or None
+            if report is not None:
+                rank = candidates.index(scorer)
+                degraded = (self.scorers.index(scorer) > 0)
+                report = dict(report, scorer=scorer.name)
+                await self._set(interview_id, report=report, report_status="ready", report_scorer=scorer.name,
+                                report_degraded=degraded, report_error=error_text,
+                                report_ready_at=_iso(_utcnow()), report_next_retry_at=None)
+                record = dict(record, report_status="ready", report_degraded=degraded)
+                # A fallback wrote it: try the better scorers again later, if allowed.
+                better = candidates[:rank]
+                if not (degraded and self.upgrade_degraded and better and attempts < self.max_attempts
+                        and any(getattr(s, "available", True) is not False for s in better)):
+                    return
+                candidates = better
+            elif upgrading:
+                await self._set(interview_id, report_error=error_text)
+                if attempts >= self.max_attempts:
+                    return
+            else:
+                final = attempts >= self.max_attempts
+                fields = {"report_status": "failed" if final else "retrying", "report_error": error_text}
+                delay = self._delay(attempts)
+                if not final:
+                    fields["report_next_retry_at"] = _iso(_utcnow() + timedelta(seconds=delay))
+                await self._set(interview_id, **fields)
+                log.warning("report for %s: round %d failed: %s", interview_id, attempts, error_text)
+                if final:
+                    return
+            await self.clock.sleep(self._delay(attempts))
