@@ -76,6 +76,7 @@ def create_app(config_overrides: dict | None = None, *, clock=None, extra_plugin
 
 
 async def _start(app: Sanic) -> None:
+    from core.engine import Engine
     from storage import db as dbmod
     from storage.embedded import EmbeddedMongo
     from storage.store import Store
@@ -83,24 +84,29 @@ async def _start(app: Sanic) -> None:
     config = app.ctx.config
     storage = config.get("storage", {})
     uri = storage.get("mongodb_uri")
-    if not uri:
-        app.ctx.embedded = EmbeddedMongo(data_dir(config))
-        uri = await app.ctx.embedded.start()
-    client, database = dbmod.connect(uri, storage.get("database", "mianshi"))
-    app.ctx.mongo_client = client
-    app.ctx.db = database
-    await dbmod.ping(database)
-    await dbmod.create_indexes(database)
-    app.ctx.store = Store(database)
+    try:
+        if not uri:
+            app.ctx.embedded = EmbeddedMongo(data_dir(config))
+            uri = await app.ctx.embedded.start()
+        client, database = dbmod.connect(uri, storage.get("database", "mianshi"))
+        app.ctx.mongo_client = client
+        app.ctx.db = database
+        await dbmod.ping(database)
+        await dbmod.create_indexes(database)
+        app.ctx.store = Store(database)
 
-    from core.loopmon import LoopLagMonitor
-    app.ctx.loop_monitor = LoopLagMonitor()
-    app.ctx.loop_monitor.start()
+        from core.loopmon import LoopLagMonitor
+        app.ctx.loop_monitor = LoopLagMonitor()
+        app.ctx.loop_monitor.start()
 
-    from core.engine import Engine
-    app.ctx.engine = Engine(config, store=app.ctx.store, clock=app.ctx.clock,
-                            extra_plugins=app.ctx.extra_plugins)
-    await app.ctx.engine.start()
+        app.ctx.engine = Engine(config, store=app.ctx.store, clock=app.ctx.clock,
+                                extra_plugins=app.ctx.extra_plugins)
+        await app.ctx.engine.start()
+    except BaseException:
+        # Do not leave a database server behind when start-up fails half way.
+        app.ctx.engine = None
+        await _stop(app)
+        raise
 
 
 async def _stop(app: Sanic) -> None:

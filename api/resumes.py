@@ -70,7 +70,7 @@ async def list_resumes(request):
 async def create_resume(request):
     fields = parse_resume(json_body(request), partial=False)
     doc = await request.app.ctx.store.resumes.create(request.ctx.user_id, fields)
-    return json_response({"success": True, "resume_id": doc["_id"], "resume": to_public(doc)}, status=201)
+    return json_response({"success": True, "resume_id": doc["resume_id"], "resume": to_public(doc)}, status=201)
 
 
 @bp.get("/users/resume/<resume_id>/")

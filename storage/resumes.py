@@ -1,4 +1,6 @@
-"""Resumes: ``resumes`` documents keyed by the integer ``resume_id`` (``_id``), owned by ``user_id``."""
+"""Resumes: ``resumes`` documents ``{_id: str(resume_id), resume_id: int, user_id, <content>, created_at,
+updated_at}``. The API's ``resume_id`` is a JSON number (the guide); the ``_id`` is its decimal string
+because mongoeco looks string ids up directly but compares numeric ids by value (a scan)."""
 from __future__ import annotations
 
 from storage.common import iso, next_sequence, utcnow
@@ -21,13 +23,13 @@ def is_completed(doc: dict) -> bool:
 
 def to_summary(doc: dict) -> dict:
     """One entry of ``GET /users/resume/list/``, exactly the guide's fields."""
-    return {"resume_id": doc["_id"], "resume_name": doc.get("resume_name", ""),
+    return {"resume_id": int(doc["resume_id"]), "resume_name": doc.get("resume_name", ""),
             "expected_position": doc.get("expected_position", ""),
             "updated_at": iso(doc.get("updated_at")), "completed": is_completed(doc)}
 
 
 def to_public(doc: dict) -> dict:
-    out = {"resume_id": doc["_id"]}
+    out = {"resume_id": int(doc["resume_id"])}
     for key in CONTENT_FIELDS:
         out[key] = doc.get(key, [] if key in LIST_FIELDS else "")
     out["completed"] = is_completed(doc)
@@ -44,7 +46,7 @@ class ResumeRepository:
     async def create(self, user_id: str, fields: dict) -> dict:
         resume_id = await next_sequence(self.db, "resume_id")
         now = utcnow()
-        doc = {"_id": resume_id, "user_id": user_id}
+        doc = {"_id": str(resume_id), "resume_id": resume_id, "user_id": user_id}
         for key in CONTENT_FIELDS:
             doc[key] = fields.get(key, [] if key in LIST_FIELDS else "")
         doc["created_at"] = doc["updated_at"] = now
@@ -52,21 +54,27 @@ class ResumeRepository:
         return doc
 
     async def get(self, user_id: str, resume_id: int) -> dict | None:
-        doc = await self.col.find_one({"_id": resume_id})
+        doc = await self.col.find_one({"_id": str(resume_id)})
         if doc is None or doc.get("user_id") != user_id:
             return None
         return doc
 
+    # Writes filter on ``_id`` alone after the ownership check: with mongoeco a filter with any other
+    # field scans the collection, one on ``_id`` alone does not (docs/storage.md). The owner of a
+    # resume never changes, so checking it first is as safe as putting it in the filter.
     async def update(self, user_id: str, resume_id: int, fields: dict) -> dict | None:
+        if await self.get(user_id, resume_id) is None:
+            return None
         changes = {key: fields[key] for key in CONTENT_FIELDS if key in fields}
         changes["updated_at"] = utcnow()
-        return await self.col.find_one_and_update({"_id": resume_id, "user_id": user_id},
-                                                  {"$set": changes}, return_document=AFTER)
+        return await self.col.find_one_and_update({"_id": str(resume_id)}, {"$set": changes}, return_document=AFTER)
 
     async def delete(self, user_id: str, resume_id: int) -> bool:
-        result = await self.col.delete_one({"_id": resume_id, "user_id": user_id})
+        if await self.get(user_id, resume_id) is None:
+            return False
+        result = await self.col.delete_one({"_id": str(resume_id)})
         return result.deleted_count == 1
 
     async def list(self, user_id: str) -> list[dict]:
-        cursor = self.col.find({"user_id": user_id}).sort([("updated_at", DESCENDING), ("_id", DESCENDING)])
+        cursor = self.col.find({"user_id": user_id}).sort([("updated_at", DESCENDING), ("resume_id", DESCENDING)])
         return await cursor.to_list(None)

@@ -88,11 +88,15 @@ class AppServer:
             await server.after_stop()
 
 
-async def start_app_server(config_overrides: dict | None = None, *, clock=None, extra_plugins=()) -> AppServer:
-    """Run ``create_app(...)`` in this event loop on a free loopback port."""
+async def start_app_server(config_overrides: dict | None = None, *, clock=None, extra_plugins=(),
+                           prepare=None) -> AppServer:
+    """Run ``create_app(...)`` in this event loop on a free loopback port. ``prepare(app)``, if given,
+    runs before the server starts (to add a route, a listener...)."""
     from sanic_app import create_app
 
     app = create_app(config_overrides, clock=clock, extra_plugins=extra_plugins)
+    if prepare is not None:
+        prepare(app)
     sock = _free_socket()
     port = sock.getsockname()[1]
     server = await app.create_server(sock=sock, return_asyncio_server=True, access_log=False)
@@ -105,18 +109,22 @@ async def start_app_server(config_overrides: dict | None = None, *, clock=None, 
 
 @pytest_asyncio.fixture
 async def app_server_factory(mongo_uri, tmp_path):
-    """``await app_server_factory(overrides=None, *, clock=None, extra_plugins=(), data_dir=None)``:
-    an app on the session database server, with its own database and data directory.
-    Every server started is stopped after the test."""
+    """``await app_server_factory(overrides=None, *, clock=None, extra_plugins=(), data_dir=None,
+    database=None, embedded=False, prepare=None)``: an app on the session database server, with its
+    own database and data directory (``tmp_path/data`` unless given). ``embedded=True`` makes the app
+    start its own embedded server on its data directory, as in production. Every server started is
+    stopped after the test."""
     started: list[AppServer] = []
 
     async def factory(overrides: dict | None = None, *, clock=None, extra_plugins=(), data_dir=None,
-                      database: str | None = None) -> AppServer:
+                      database: str | None = None, embedded: bool = False, prepare=None) -> AppServer:
         from core.config import deep_merge
-        base = {"storage": {"mongodb_uri": mongo_uri, "database": database or f"t_{uuid.uuid4().hex[:12]}"},
-                "server": {"data_dir": str(data_dir or tmp_path / "data")}}
+        storage = {"database": database or f"t_{uuid.uuid4().hex[:12]}"}
+        if not embedded:
+            storage["mongodb_uri"] = mongo_uri
+        base = {"storage": storage, "server": {"data_dir": str(data_dir or tmp_path / "data")}}
         server = await start_app_server(deep_merge(base, overrides or {}), clock=clock,
-                                        extra_plugins=extra_plugins)
+                                        extra_plugins=extra_plugins, prepare=prepare)
         started.append(server)
         return server
 
