@@ -89,6 +89,25 @@ def code_section(record: dict) -> dict:
     return out
 
 
+def _seconds(value: Any) -> float | None:
+    """Epoch seconds of a number or an ISO-8601 time ("2024-03-20T14:30:00Z"), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, datetime):
+        return value.timestamp()
+    if isinstance(value, str) and value:
+        try:
+            dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=timezone.utc)
+        return dt.timestamp()
+    return None
+
+
 def cheat_section(record: dict) -> list[dict]:
     out = []
     for event in record.get("cheat_events") or []:
@@ -98,8 +117,8 @@ def cheat_section(record: dict) -> list[dict]:
         item = {"kind": kind, "kind_zh": CHEAT_KINDS_ZH.get(kind, kind),
                 "started_at": event.get("started_at"), "ended_at": event.get("ended_at"),
                 "frames": event.get("frames")}
-        start, end = event.get("started_at"), event.get("ended_at")
-        if isinstance(start, (int, float)) and isinstance(end, (int, float)) and end >= start:
+        start, end = _seconds(event.get("started_at")), _seconds(event.get("ended_at"))
+        if start is not None and end is not None and end >= start:
             item["seconds"] = round(end - start, 1)
         out.append(item)
     return out

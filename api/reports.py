@@ -1,0 +1,65 @@
+"""``GET /interviews/<interview_id>/report/``: the report written when the interview ended.
+
+* 200 ``{"success": true, "status": "ready", "overall_score", "summary", "questions": [...], "code",
+  "cheat_events", "scorer", "degraded", ...}`` once written (``degraded`` = written by a fallback
+  scorer such as ``heuristic``; a better one may still replace it);
+* 202 ``{"success": true, "status": "pending" | "generating" | "retrying", "attempts", "error",
+  "next_retry_at", "msg"}`` while it is being written (``Retry-After`` says when to ask again);
+  a report that is not being worked on (e.g. its task was lost) is scheduled again by this request;
+* 409 ``{"success": false, "msg": "面试尚未结束…", "status": <interview status>}`` for an interview
+  that has not ended: there is nothing to write a report about yet;
+* 503 ``{"success": false, "status": "failed", "msg": …}`` once every attempt failed;
+* 404 for an unknown interview or another user's.
+"""
+from __future__ import annotations
+
+from sanic import Blueprint
+from sanic_ext import openapi
+
+from api.auth import authenticated
+from api.errors import ApiError, json_response
+
+bp = Blueprint("reports")
+
+NOT_FOUND = "面试不存在"
+WRITING_STATES = ("pending", "generating", "retrying")
+STATE_TEXT = {"pending": "面试报告排队中，请稍后再试", "generating": "面试报告生成中，请稍后再试",
+              "retrying": "面试报告生成暂时失败，稍后会自动重试"}
+
+
+@bp.get("/interviews/<interview_id>/report/")
+@openapi.summary("面试报告：每题得分与点评、总分与总结；生成中返回 202")
+@openapi.secured("token")
+@authenticated
+async def get_report(request, interview_id: str):
+    store = request.app.ctx.store
+    interview = await store.load_interview(request.ctx.user_id, interview_id)
+    if interview is None:
+        raise ApiError(404, NOT_FOUND, "interview_id")
+    if interview.get("status") != "finished":
+        return json_response({"success": False, "msg": "面试尚未结束，结束后才会生成报告",
+                              "field": "interview_id", "status": interview.get("status")}, status=409)
+    status = interview.get("report_status") or "pending"
+    report = interview.get("report")
+    reports = getattr(getattr(request.app.ctx, "engine", None), "reports", None)
+    if status == "ready" and isinstance(report, dict):
+        body = {"success": True, "status": "ready", "interview_id": interview["id"],
+                "position_name": interview.get("position_name"), "company_name": interview.get("company_name"),
+                "position_type": interview.get("position_type"), **report,
+                "scorer": interview.get("report_scorer") or report.get("scorer"),
+                "degraded": bool(interview.get("report_degraded")),
+                "generated_at": interview.get("report_ready_at")}
+        return json_response(body)
+    if status == "failed":
+        return json_response({"success": False, "status": "failed", "attempts": interview.get("report_attempts"),
+                              "msg": "面试报告生成失败：" + str(interview.get("report_error") or "未知原因")},
+                             status=503)
+    if reports is not None and not reports.is_running(interview["id"]):
+        reports.schedule(interview["id"])
+    status = status if status in WRITING_STATES else "pending"
+    body = {"success": True, "status": status, "interview_id": interview["id"],
+            "attempts": int(interview.get("report_attempts") or 0), "msg": STATE_TEXT[status]}
+    if status == "retrying":
+        body["error"] = interview.get("report_error")
+        body["next_retry_at"] = interview.get("report_next_retry_at")
+    return json_response(body, status=202, headers={"Retry-After": "5" if status != "retrying" else "30"})
