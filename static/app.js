@@ -637,7 +637,8 @@ class InterviewRoom {
     this.streamReady = false;
     this.audioStreaming = false;
     this.ws = null;
-    if (this.disposed || this.ended) { this.setConn('已断开'); return; }
+    if (this.ended) { this.setConn('面试已结束'); return; }
+    if (this.disposed) return;
     if (ev.code === 4401) {
       this.setConn('认证失败');
       setAuth(null);
@@ -773,8 +774,8 @@ class InterviewRoom {
       h('p', { style: 'white-space: pre-wrap' }, problem.description || ''),
       problem.input_format ? h('p', {}, h('strong', {}, '输入格式：'), problem.input_format) : null,
       problem.output_format ? h('p', {}, h('strong', {}, '输出格式：'), problem.output_format) : null,
-      examples,
-      problem.time_limit_seconds ? h('p', { class: 'muted' }, `时间限制：${problem.time_limit_seconds} 秒`) : null);
+      ...examples,
+      problem.time_limit_seconds ? h('p', { class: 'muted' }, `本环节限时 ${Math.max(1, Math.round(problem.time_limit_seconds / 60))} 分钟，程序从标准输入读取、向标准输出打印结果。`) : null);
     const langs = problem.languages && problem.languages.length ? problem.languages : ['python'];
     this.ui.codeLanguage.replaceChildren(...langs.map((l) => h('option', { value: l }, LANGUAGE_LABELS[l] || l)));
     const starters = problem.starter_code || {};
@@ -836,6 +837,10 @@ class InterviewRoom {
     this.send({ type: 'disconnect' });
     this.setConn('面试已结束');
     this.stopMedia();
+    this.ui.preview.hidden = true;
+    this.ui.muteBtn.hidden = true;
+    this.ui.leaveBtn.textContent = '返回面试记录';
+    this.ui.micStatus.textContent = '已关闭';
     if (this.ws) { try { this.ws.close(1000); } catch {} }
   }
 

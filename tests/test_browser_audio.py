@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 import media
-from browser_support import OUTPUT_DIR, Shots, WsRecorder, chromium_page, requires_chromium, sign_in
+from browser_support import (OUTPUT_DIR, Shots, WsRecorder, chromium_page, requires_chromium, sign_in,
+                             static_only_server)
 
 pytestmark = [pytest.mark.browser, requires_chromium, pytest.mark.asyncio]
 
@@ -64,12 +65,11 @@ async ({rate, seconds, tones, alias}) => {
 """
 
 
-async def test_worklet_resamples_exactly_offline(app_server_factory):
-    server = await app_server_factory()
+async def test_worklet_resamples_exactly_offline():
     errors: list[str] = []
     results = {}
-    async with chromium_page(errors=errors) as page:
-        await page.goto(server.base_url + "/")
+    async with static_only_server() as base_url, chromium_page(errors=errors) as page:
+        await page.goto(base_url + "/")
         for rate in (48000, 44100):
             seconds = 6.0
             got = await page.evaluate(OFFLINE_JS, {"rate": rate, "seconds": seconds,
