@@ -262,15 +262,28 @@ class ReportService:
             return scorer, report, errors
         return None, None, errors
 
+    @staticmethod
+    def _usable(scorers: list) -> list:
+        return [s for s in scorers if getattr(s, "available", True) is not False]
+
     async def _run(self, interview_id: str) -> None:
         record = await self._load(interview_id)
         if record is None:
             log.warning("report for %s: interview not found", interview_id)
             return
-        if record.get("report_status") in ("ready", "failed") and not record.get("report_degraded"):
-            return
-        attempts = int(record.get("report_attempts") or 0)
+        status = record.get("report_status")
         candidates = list(self.scorers)
+        if status == "failed":
+            return
+        if status == "ready":
+            # Written by a fallback: only the better scorers that can run now are worth a try.
+            names = [s.name for s in self.scorers]
+            used = record.get("report_scorer")
+            rank = names.index(used) if used in names else len(names)
+            candidates = self._usable(self.scorers[:rank])
+            if not (record.get("report_degraded") and self.upgrade_degraded and candidates):
+                return
+        attempts = int(record.get("report_attempts") or 0)
         while attempts < self.max_attempts:
             attempts += 1
             upgrading = record.get("report_status") == "ready"
@@ -283,17 +296,15 @@ class ReportService:
             scorer, report, errors = await self._try_scorers(candidates, record)
             error_text = "; ".join(errors) or None
             if report is not None:
-                rank = candidates.index(scorer)
-                degraded = (self.scorers.index(scorer) > 0)
+                better = self._usable(self.scorers[:self.scorers.index(scorer)])
+                degraded = bool(better)
                 report = dict(report, scorer=scorer.name)
                 await self._set(interview_id, report=report, report_status="ready", report_scorer=scorer.name,
                                 report_degraded=degraded, report_error=error_text,
                                 report_ready_at=_iso(_utcnow()), report_next_retry_at=None)
                 record = dict(record, report_status="ready", report_degraded=degraded)
                 # A fallback wrote it: try the better scorers again later, if allowed.
-                better = candidates[:rank]
-                if not (degraded and self.upgrade_degraded and better and attempts < self.max_attempts
-                        and any(getattr(s, "available", True) is not False for s in better)):
+                if not (degraded and self.upgrade_degraded and attempts < self.max_attempts):
                     return
                 candidates = better
             elif upgrading:
@@ -303,9 +314,8 @@ class ReportService:
             else:
                 final = attempts >= self.max_attempts
                 fields = {"report_status": "failed" if final else "retrying", "report_error": error_text}
-                delay = self._delay(attempts)
                 if not final:
-                    fields["report_next_retry_at"] = _iso(_utcnow() + timedelta(seconds=delay))
+                    fields["report_next_retry_at"] = _iso(_utcnow() + timedelta(seconds=self._delay(attempts)))
                 await self._set(interview_id, **fields)
                 log.warning("report for %s: round %d failed: %s", interview_id, attempts, error_text)
                 if final:
