@@ -30,6 +30,8 @@ DEFAULT_VENV = ROOT / ".venv-mongoeco"
 STAMP_NAME = ".mianshi-stamp"
 PATH_CANDIDATES = ("python3.13", "python3.14", "python3.15", "python3")
 MIN_VERSION = (3, 13)
+FIXED_LOCATIONS = ("/usr/local/bin/python3.13", "/usr/bin/python3.13", "/usr/local/bin/python3.14",
+                   "/usr/bin/python3.14")
 
 
 class EmbeddedMongoError(RuntimeError):
@@ -72,8 +74,7 @@ def candidate_interpreters() -> list[str]:
     found += glob.glob(os.path.join(pyenv_root, "versions", "*", "bin", "python3.[2-9][0-9]"))
     for path in sorted(found, reverse=True):
         add(path)
-    for path in ("/usr/local/bin/python3.13", "/usr/bin/python3.13", "/usr/local/bin/python3.14",
-                 "/usr/bin/python3.14"):
+    for path in FIXED_LOCATIONS:
         if os.path.exists(path):
             add(path)
     return seen
@@ -88,6 +89,11 @@ def find_interpreter() -> str:
     raise EmbeddedMongoError(NO_INTERPRETER_HELP.format(tried=", ".join(tried) or "nothing on PATH"))
 
 
+def default_venv() -> Path:
+    """``MIANSHI_MONGOECO_VENV`` or ``<repo>/.venv-mongoeco``."""
+    return Path(os.environ.get("MIANSHI_MONGOECO_VENV") or DEFAULT_VENV)
+
+
 def venv_python(venv: Path) -> Path:
     return venv / "bin" / "python"
 
@@ -98,10 +104,10 @@ def venv_ready(venv: Path) -> bool:
             and stamp.read_text().strip() == MONGOECO_REQUIREMENT)
 
 
-def ensure_venv(venv: Path = DEFAULT_VENV, *, quiet: bool = True) -> Path:
+def ensure_venv(venv: Path | None = None, *, quiet: bool = True) -> Path:
     """Create the mongoeco virtual environment if it is missing or stale; return its python.
     Safe to call from several processes at once (file lock)."""
-    venv = Path(venv)
+    venv = Path(venv) if venv is not None else default_venv()
     if venv_ready(venv):
         return venv_python(venv)
     venv.parent.mkdir(parents=True, exist_ok=True)
@@ -134,10 +140,10 @@ def ensure_venv(venv: Path = DEFAULT_VENV, *, quiet: bool = True) -> Path:
 class EmbeddedMongo:
     """One mongoeco wire server over ``<data_dir>/mongo/mianshi.sqlite``."""
 
-    def __init__(self, data_dir: str | os.PathLike, *, venv: str | os.PathLike = DEFAULT_VENV,
+    def __init__(self, data_dir: str | os.PathLike, *, venv: str | os.PathLike | None = None,
                  startup_timeout: float = 60.0) -> None:
         self.data_dir = Path(data_dir)
-        self.venv = Path(venv)
+        self.venv = Path(venv) if venv is not None else default_venv()
         self.startup_timeout = startup_timeout
         self.db_path = self.data_dir / "mongo" / "mianshi.sqlite"
         self.log_path = self.data_dir / "mongo" / "server.log"
@@ -198,7 +204,7 @@ if __name__ == "__main__":
     # `python -m storage.embedded`: prepare the environment (used by scripts/bootstrap.sh).
     logging.basicConfig(level=logging.INFO)
     try:
-        print(ensure_venv(DEFAULT_VENV, quiet=False))
+        print(ensure_venv(quiet=False))
     except EmbeddedMongoError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)
