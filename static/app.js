@@ -43,6 +43,12 @@ function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+// replaceChildren() without the null/false placeholders of conditional parts (h() skips them too)
+function fill(el, ...children) {
+  el.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+  return el;
+}
+
 function getAuth() {
   try { return JSON.parse(localStorage.getItem(AUTH_KEY)) || null; } catch { return null; }
 }
@@ -124,7 +130,7 @@ async function route() {
   if (current && current.dispose) current.dispose();
   current = null;
   const view = document.getElementById('view');
-  view.replaceChildren();
+  fill(view, );
   const { parts, params } = parseHash();
   const auth = getAuth();
   if (!auth && parts[0] !== 'login') { go('#/login'); return; }
@@ -182,7 +188,7 @@ async function resumesView(root) {
   root.append(card);
   const { data } = await api('GET', '/users/resume/list/');
   const resumes = data.resumes || [];
-  card.replaceChildren(
+  fill(card, 
     h('div', { class: 'row', style: 'justify-content: space-between' },
       h('h1', {}, `我的简历（${data.total ?? resumes.length}）`),
       h('button', { id: 'new-resume', onclick: () => go('#/resume/new') }, '新建简历')),
@@ -402,6 +408,7 @@ class InterviewRoom {
   }
 
   mount() {
+    debug.room = this;
     const el = (tag, id, attrs = {}, ...kids) => { const e = h(tag, { id, ...attrs }, ...kids); this.ui[id.replace(/-([a-z])/g, (_, c) => c.toUpperCase())] = e; return e; };
     if (!this.interviewId || !this.resumeId) {
       this.root.append(h('div', { class: 'card error' }, '缺少面试 ID 或简历 ID，请从“新建面试”进入。'));
@@ -731,7 +738,7 @@ class InterviewRoom {
 
   showError(text) {
     this.ui.roomErrors.hidden = false;
-    this.ui.roomErrors.replaceChildren(h('div', {}, text));
+    fill(this.ui.roomErrors, h('div', {}, text));
   }
 
   sendVisibility(initial = false) {
@@ -761,7 +768,7 @@ class InterviewRoom {
 
   showProblem(problem) {
     this.ui.codePanel.hidden = false;
-    if (!problem) { this.ui.problem.replaceChildren(h('p', { class: 'muted' }, '题目加载中…')); return; }
+    if (!problem) { fill(this.ui.problem, h('p', { class: 'muted' }, '题目加载中…')); return; }
     this.problemShown = true;
     this.ui.problem.dataset.problemId = problem.id || '';
     if (problem.time_limit_seconds) this.startCodeTimer(problem.time_limit_seconds);
@@ -769,7 +776,7 @@ class InterviewRoom {
       h('strong', {}, `示例 ${i + 1}`),
       h('pre', {}, `输入：\n${ex.input ?? ''}\n输出：\n${ex.output ?? ''}`),
       ex.explanation ? h('p', { class: 'muted' }, ex.explanation) : null));
-    this.ui.problem.replaceChildren(
+    fill(this.ui.problem, 
       h('h3', { id: 'problem-title' }, problem.title || '代码题'),
       h('p', { style: 'white-space: pre-wrap' }, problem.description || ''),
       problem.input_format ? h('p', {}, h('strong', {}, '输入格式：'), problem.input_format) : null,
@@ -777,15 +784,15 @@ class InterviewRoom {
       ...examples,
       problem.time_limit_seconds ? h('p', { class: 'muted' }, `本环节限时 ${Math.max(1, Math.round(problem.time_limit_seconds / 60))} 分钟，程序从标准输入读取、向标准输出打印结果。`) : null);
     const langs = problem.languages && problem.languages.length ? problem.languages : ['python'];
-    this.ui.codeLanguage.replaceChildren(...langs.map((l) => h('option', { value: l }, LANGUAGE_LABELS[l] || l)));
+    fill(this.ui.codeLanguage, ...langs.map((l) => h('option', { value: l }, LANGUAGE_LABELS[l] || l)));
     const starters = problem.starter_code || {};
-    const fill = () => { if (!this.ui.codeEditor.value.trim() || this.ui.codeEditor.dataset.starter === '1') {
+    const applyStarter = () => { if (!this.ui.codeEditor.value.trim() || this.ui.codeEditor.dataset.starter === '1') {
       this.ui.codeEditor.value = starters[this.ui.codeLanguage.value] || '';
       this.ui.codeEditor.dataset.starter = '1';
     } };
-    this.ui.codeLanguage.onchange = fill;
+    this.ui.codeLanguage.onchange = applyStarter;
     this.ui.codeEditor.oninput = () => { this.ui.codeEditor.dataset.starter = '0'; };
-    fill();
+    applyStarter();
   }
 
   startCodeTimer(seconds) {
@@ -803,18 +810,18 @@ class InterviewRoom {
 
   submitCode() {
     const code = this.ui.codeEditor.value;
-    if (!code.trim()) { this.ui.codeResult.replaceChildren(h('p', { class: 'error' }, '请先编写代码')); return; }
+    if (!code.trim()) { fill(this.ui.codeResult, h('p', { class: 'error' }, '请先编写代码')); return; }
     if (this.send({ type: 'code_submit', language: this.ui.codeLanguage.value || 'python', code })) {
       this.ui.submitCode.disabled = true;
-      this.ui.codeResult.replaceChildren(h('p', { class: 'muted', id: 'code-running' }, '代码运行中…'));
-    } else this.ui.codeResult.replaceChildren(h('p', { class: 'error' }, '连接已断开，请稍后重试'));
+      fill(this.ui.codeResult, h('p', { class: 'muted', id: 'code-running' }, '代码运行中…'));
+    } else fill(this.ui.codeResult, h('p', { class: 'error' }, '连接已断开，请稍后重试'));
   }
 
   onCodeResult(msg) {
     this.ui.submitCode.disabled = false;
     const allPassed = msg.total > 0 && msg.passed === msg.total;
     const cases = msg.cases || [];
-    this.ui.codeResult.replaceChildren(
+    fill(this.ui.codeResult, 
       h('p', { id: 'code-summary', class: allPassed ? 'ok' : 'error' }, `通过 ${msg.passed} / ${msg.total} 个测试用例`),
       msg.text ? h('p', { id: 'code-text' }, msg.text) : null,
       cases.length ? h('table', { id: 'code-cases' },
@@ -905,10 +912,13 @@ function renderReport(card, r, id) {
   const questions = r.questions || [];
   const code = r.code || {};
   const cheats = r.cheat_events || [];
-  card.replaceChildren(
+  fill(card, 
     h('div', { class: 'row', style: 'justify-content: space-between' },
       h('h1', {}, '面试报告'),
       h('button', { class: 'secondary', onclick: () => go('#/interviews') }, '返回面试记录')),
+    r.position_name ? h('p', { class: 'muted' }, `${r.position_name}${r.company_name ? ` · ${r.company_name}` : ''}`
+      + `${r.generated_at ? ` · 生成于 ${fmtTime(r.generated_at)}` : ''}`) : null,
+    r.degraded ? h('p', { class: 'muted', id: 'report-degraded' }, '当前报告由规则评分生成，更详细的 AI 点评生成后会自动替换。') : null,
     h('div', { class: 'row' },
       h('div', {}, h('div', { class: 'muted' }, '综合得分'),
         h('div', { class: 'score-big', id: 'overall-score' }, `${Math.round(Number(r.overall_score) * 10) / 10}`),

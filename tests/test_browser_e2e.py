@@ -156,6 +156,29 @@ async def test_whole_interview_in_the_browser(app_server_factory, tmp_path):
             question = await page.inner_text("#question")
             assert question and question != "自我介绍结束，下面开始问问题。"
             asked.append(question)
+            if n == 1:
+                # the network drops: the page reconnects with backoff and the interview resumes
+                # where it was (the server re-sends the current question)
+                await page.evaluate("window.__mianshi.room.ws.close(4000, 'test: network drop')")
+                await page.wait_for_function(
+                    "document.querySelector('#conn-status').textContent === '已重新连接，面试继续'")
+                assert rec.sockets == 2
+                creates = rec.sent_of("create_stream")
+                assert len(creates) == 2 and creates[0] == creates[1]
+                assert await page.inner_text("#question") == question
+                assert await page.inner_text("#progress") == "第 1 / 2 题"
+                await shots.take(page, "reconnected")
+            if n == 2:
+                # the candidate switches to another tab and back (Page Visibility API)
+                await page.evaluate("""() => {
+                    Object.defineProperty(document, 'visibilityState', {configurable: true, get: () => 'hidden'});
+                    document.dispatchEvent(new Event('visibilitychange')); }""")
+                await page.wait_for_selector(".cheat[data-kind='tab_hidden']")
+                assert "检测到切换页面或窗口" in await page.inner_text("#cheat-list")
+                await page.evaluate("""() => { delete document.visibilityState;
+                    document.dispatchEvent(new Event('visibilitychange')); }""")
+                await page.wait_for_function("document.visibilityState === 'visible'")
+                await shots.take(page, "tab-hidden-warning")
             await page.fill("#text-answer", ANSWERS[n - 1])
             await page.click("#send-text")
             await page.wait_for_function(
@@ -220,6 +243,7 @@ async def test_whole_interview_in_the_browser(app_server_factory, tmp_path):
             assert ANSWERS[i][:20] in text
         code_text = await page.inner_text("#report-code")
         assert title in code_text and re.search(r"提交 2 次，最好一次通过 (\d+) / \1 个用例", code_text), code_text
+        assert "切换了页面" in await page.inner_text("#report-cheats")
         await shots.take(page, "report")
 
         # the interview list shows it finished
@@ -232,7 +256,8 @@ async def test_whole_interview_in_the_browser(app_server_factory, tmp_path):
         frames = rec.sent_of("audio_frame")
 
     assert {"create_stream", "audio_frame", "video_frame", "text_answer", "end_answer",
-            "code_submit"} <= sent_types
+            "code_submit", "client_event", "disconnect"} <= sent_types
+    assert [m["event"] for m in rec.sent_of("client_event")] == ["tab_hidden", "tab_visible"]
     assert {len(m["audio_data"]) for m in frames if m["audio_data"]} == {1708}   # base64 of 1 280 bytes
     assert any(m.get("end") is True for m in frames), "the page never sent the end-of-audio frame"
     assert not [e for e in errors if e.startswith("pageerror")], errors
