@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Prepare everything mianshi needs, idempotently (a second run takes about a second):
+#   .venv/            Python 3.11 virtual environment: torch==2.13.0 (CPU) first, then requirements/*.txt
+#   .venv-mongoeco/   Python >= 3.13 virtual environment with mongoeco[wire]==4.11.0 (embedded database)
+#   bubblewrap, chromium   (code sandbox, browser tests) from apt when missing and running as root
+# Environment: MIANSHI_PYTHON311 (interpreter for .venv), MIANSHI_MONGOECO_PYTHON (>= 3.13),
+# MIANSHI_SKIP_APT=1 (do not touch apt), MONGODB_URI (then the embedded database is optional).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+VENV="$ROOT/.venv"
+STAMP="$VENV/.mianshi-requirements.sha256"
+TORCH="torch==2.13.0"
+
+say() { echo "bootstrap: $*" >&2; }
+
+# --- system packages -------------------------------------------------------------------------
+missing=()
+command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+if [ "${#missing[@]}" -gt 0 ]; then
+    if [ "${MIANSHI_SKIP_APT:-0}" != "1" ] && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+        say "installing ${missing[*]} with apt-get"
+        if ! { DEBIAN_FRONTEND=noninteractive apt-get update -qq \
+               && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"; } >&2; then
+            say "WARNING: apt-get could not install ${missing[*]}; the code sandbox / browser tests may not work"
+        fi
+    else
+        say "WARNING: ${missing[*]} missing (install them as root: apt-get install -y ${missing[*]})"
+    fi
+fi
+
+# --- .venv (Python 3.11) ------------------------------------------------------------------------
+find_python311() {
+    local c
+    for c in "${MIANSHI_PYTHON311:-}" python3.11 "$HOME"/.pyenv/versions/3.11*/bin/python3.11 \
+             /usr/local/bin/python3.11 /usr/bin/python3.11; do
+        [ -n "$c" ] || continue
+        if "$c" -c 'import sys; assert sys.version_info[:2] == (3, 11)' >/dev/null 2>&1; then
+            command -v "$c" 2>/dev/null || echo "$c"
+            return 0
+        fi
+    done
+    return 1
+}
+
+if [ ! -x "$VENV/bin/python" ]; then
+    PY311="$(find_python311)" || { say "ERROR: Python 3.11 not found (install it, e.g. pyenv install 3.11, or set MIANSHI_PYTHON311)"; exit 1; }
+    say "creating .venv with $PY311"
+    "$PY311" -m venv "$VENV"
+fi
+
+req_hash="$( { echo "$TORCH"; cat requirements/*.txt; } | sha256sum | cut -d' ' -f1)"
+if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$req_hash" ]; then
+    constraints="$(mktemp)"
+    trap 'rm -f "$constraints"' EXIT
+    echo "$TORCH" > "$constraints"          # nothing may pull another torch
+    say "installing $TORCH"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check "$TORCH"
+    req_args=()
+    for f in requirements/*.txt; do req_args+=(-r "$f"); done
+    say "installing ${req_args[*]}"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -c "$constraints" "${req_args[@]}"
+    echo "$req_hash" > "$STAMP"
+fi
+
+# --- .venv-mongoeco (Python >= 3.13, the embedded database) ---------------------------------------
+if [ -z "${MONGODB_URI:-}" ]; then
+    "$VENV/bin/python" -m storage.embedded >/dev/null
+else
+    "$VENV/bin/python" -m storage.embedded >/dev/null 2>&1 || say "note: embedded database not prepared (MONGODB_URI is set)"
+fi
