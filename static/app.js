@@ -672,6 +672,7 @@ class InterviewRoom {
         break;
       case 'stream_created':
         this.streamReady = true;
+        this.resumed = debug.connects > 1;
         this.attempt = 0;
         this.setConn(debug.connects > 1 ? '已重新连接，面试继续' : '已连接');
         this.startVideo();
@@ -700,8 +701,11 @@ class InterviewRoom {
       this.addLine('interviewer', `代码题：${msg.problem.title || ''}`);
     } else {
       this.ui.question.textContent = msg.text || '';
-      this.addLine('interviewer', msg.text || '');
+      // after a reconnect the server re-sends the current message: show it once
+      if (!(this.resumed && msg.text === this.lastSaid)) this.addLine('interviewer', msg.text || '');
     }
+    this.lastSaid = msg.text;
+    this.resumed = false;
     const speaking = phase === 'intro' || phase === 'question';
     this.ui.endAnswer.disabled = !speaking;
     this.ui.sendText.disabled = !speaking;
@@ -784,7 +788,9 @@ class InterviewRoom {
       ...examples,
       problem.time_limit_seconds ? h('p', { class: 'muted' }, `本环节限时 ${Math.max(1, Math.round(problem.time_limit_seconds / 60))} 分钟，程序从标准输入读取、向标准输出打印结果。`) : null);
     const langs = problem.languages && problem.languages.length ? problem.languages : ['python'];
+    const chosen = this.ui.codeLanguage.value;          // kept when the problem is re-sent (reconnect)
     fill(this.ui.codeLanguage, ...langs.map((l) => h('option', { value: l }, LANGUAGE_LABELS[l] || l)));
+    if (chosen && langs.includes(chosen)) this.ui.codeLanguage.value = chosen;
     const starters = problem.starter_code || {};
     const applyStarter = () => { if (!this.ui.codeEditor.value.trim() || this.ui.codeEditor.dataset.starter === '1') {
       this.ui.codeEditor.value = starters[this.ui.codeLanguage.value] || '';
