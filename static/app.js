@@ -354,6 +354,12 @@ async function newInterviewView(root, resumeId) {
       position_description: val('f-position_description'),
       position_requirements: val('f-position_requirements') || undefined,
     };
+    const when = val('f-interview_time');
+    if (when) {
+      const d = new Date(when);                       // datetime-local: the browser's local time
+      if (Number.isNaN(d.getTime())) { msg.textContent = '面试时间格式不正确'; return; }
+      body.interview_time = d.toISOString().replace(/\.\d{3}Z$/, 'Z');
+    }
     if (!body.position_name) { msg.textContent = '请填写职位名称'; return; }
     try {
       const { data: created } = await api('POST', '/interviews/create/', body);
@@ -367,7 +373,8 @@ async function newInterviewView(root, resumeId) {
   h('div', { class: 'grid2' },
     inp('f-position_name', '职位名称', { placeholder: '例如：后端开发工程师', maxlength: 100 }),
     h('div', {}, h('label', { for: 'f-position_type' }, '职位类型'), typeSel),
-    inp('f-company_name', '公司名称（可选）')),
+    inp('f-company_name', '公司名称（可选）'),
+    inp('f-interview_time', '面试时间（可选，默认现在）', { type: 'datetime-local' })),
   inp('f-position_description', '职位描述', { kind: 'textarea' }),
   inp('f-position_requirements', '任职要求（可选）', { kind: 'textarea' }),
   h('p', { class: 'muted' }, '开始后请允许浏览器使用摄像头和麦克风。面试分为自我介绍、问答和代码题三个环节。'),

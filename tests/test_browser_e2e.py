@@ -108,6 +108,17 @@ async def test_whole_interview_in_the_browser(app_server_factory, tmp_path):
         assert "已完善" in await row.inner_text()
         await shots.take(page, "resume-list")
 
+        # --- edit it: the form comes back filled, the change is saved ---------------------------------
+        await row.locator("button", has_text="编辑").click()
+        await page.wait_for_selector("#resume-form")
+        assert await page.input_value("[name='education.school']") == "华中科技大学"
+        assert await page.input_value("#f-skills") == "Python\nRedis\nMySQL\n消息队列"
+        await page.fill("#f-expected_position", "高级后端工程师")
+        await page.click("#save-resume")
+        await page.wait_for_selector("#resume-table")
+        row = page.locator("#resume-table tbody tr").first
+        assert "高级后端工程师" in await row.inner_text()
+
         # --- create the interview ---------------------------------------------------------------------
         await row.locator(".start-interview").click()
         await page.wait_for_selector("#interview-form")
@@ -116,6 +127,10 @@ async def test_whole_interview_in_the_browser(app_server_factory, tmp_path):
         await page.fill("#f-position_name", "后端开发工程师")
         await page.select_option("#f-position_type", "backend")
         await page.fill("#f-company_name", "示例公司")
+        await page.click("#create-interview")          # no description: the server names the field
+        await page.wait_for_function("document.querySelector('#interview-error').textContent.length > 0")
+        error_text = await page.inner_text("#interview-error")
+        assert "职位描述" in error_text and "position_description" in error_text, error_text
         await page.fill("#f-position_description", "负责订单与支付后端开发")
         await page.fill("#f-position_requirements", "熟悉 Python、Redis、MySQL")
         await shots.take(page, "interview-form")
