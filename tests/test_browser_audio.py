@@ -154,8 +154,9 @@ async def test_page_sends_exact_frames_matching_the_microphone(app_server_factor
 
     # 3. content: the PCM is the WAV, sample for sample, up to the band limit
     y = np.frombuffer(b"".join(pcm), dtype="<i2")
-    windows = media.align_windows(y, source)
-    assert len(windows) >= 10, "too little speech in the recording to compare"
+    # half-second windows: a spot where the browser inserted samples spoils few of them
+    windows = media.align_windows(y, source, window=8000, hop=4000)
+    assert len(windows) >= 20, "too little speech in the recording to compare"
     good = [w for w in windows if w["corr"] >= 0.98]
     # a window can straddle a spot where Chromium's fake device inserts samples (its loop point,
     # a capture underrun); everywhere else the copy is exact
