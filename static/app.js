@@ -143,7 +143,7 @@ async function route() {
     else if (name === 'resume') current = await resumeEditView(view, parts[1] || 'new');
     else if (name === 'interviews') current = await interviewsView(view);
     else if (name === 'interview' && parts[1] === 'new') current = await newInterviewView(view, params.get('resume'));
-    else if (name === 'room') current = roomView(view, parts[1], params.get('resume'));
+    else if (name === 'room') current = await roomView(view, parts[1], params.get('resume'));
     else if (name === 'report') current = reportView(view, parts[1]);
     else view.append(h('div', { class: 'card' }, h('h1', {}, '页面不存在'), h('a', { href: '#/resumes' }, '返回首页')));
   } catch (e) {
@@ -323,7 +323,7 @@ async function interviewsView(root) {
             h('td', {}, fmtTime(it.interview_time)),
             h('td', {}, finished ? '已结束' : (PHASE_LABELS[it.phase] || it.status || '未开始')),
             h('td', { class: 'row' },
-              finished ? null : h('button', { class: 'secondary', onclick: () => go(`#/room/${id}?resume=${it.resume_id ?? ''}`) }, '进入面试'),
+              finished ? null : h('button', { class: 'secondary', onclick: () => go(`#/room/${encodeURIComponent(id)}${it.resume_id != null ? `?resume=${encodeURIComponent(it.resume_id)}` : ''}`) }, '进入面试'),
               h('button', { class: 'secondary', onclick: () => go(`#/report/${id}`) }, '查看报告')));
         })))));
   return {};
@@ -386,8 +386,27 @@ async function newInterviewView(root, resumeId) {
 
 // ------------------------------------------------------------------------------------------------
 // the interview room
-function roomView(root, interviewId, resumeId) {
-  const room = new InterviewRoom(root, decodeURIComponent(interviewId || ''), resumeId);
+async function roomView(root, interviewId, resumeId) {
+  const id = decodeURIComponent(interviewId || '');
+  if (id && !resumeId) {
+    // entered without a resume (e.g. from the list before the interview ever started): the
+    // interview may already know its resume, else the candidate picks one
+    const { data } = await api('GET', `/interviews/${encodeURIComponent(id)}/`);
+    const known = data.interview && data.interview.resume_id;
+    if (known !== null && known !== undefined && known !== '') {
+      go(`#/room/${encodeURIComponent(id)}?resume=${encodeURIComponent(known)}`);
+      return {};
+    }
+    const { data: list } = await api('GET', '/users/resume/list/');
+    const sel = h('select', { id: 'pick-resume' }, (list.resumes || []).map((r) => h('option', { value: r.resume_id }, r.resume_name)));
+    root.append(h('div', { class: 'card narrow' }, h('h1', {}, '选择简历'),
+      h('p', {}, '面试问题根据所选简历生成。'), sel,
+      h('div', { class: 'row', style: 'margin-top: .8rem' },
+        h('button', { disabled: !(list.resumes || []).length,
+          onclick: () => go(`#/room/${encodeURIComponent(id)}?resume=${encodeURIComponent(sel.value)}`) }, '进入面试'))));
+    return {};
+  }
+  const room = new InterviewRoom(root, id, resumeId);
   room.mount();
   return room;
 }
@@ -906,7 +925,9 @@ function reportView(root, interviewId) {
       res = await api('GET', `/interviews/${encodeURIComponent(id)}/report/`);
     } catch (e) {
       card.querySelector('#report-status').textContent = e.message;
-      if (e.status === 0 || e.status >= 500) timer = setTimeout(load, 5000);
+      if (e.status === 409) {
+        card.append(h('button', { id: 'continue-interview', onclick: () => go(`#/room/${encodeURIComponent(id)}`) }, '继续面试'));
+      } else if (e.status === 0 || (e.status >= 500 && e.status !== 503)) timer = setTimeout(load, 5000);
       return;
     }
     if (res.status === 202) {
