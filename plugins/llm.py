@@ -418,6 +418,9 @@ class LlmQuestionSource:
     def from_context(cls, ctx: PluginContext) -> "LlmQuestionSource":
         return cls(shared_client(ctx))
 
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
     @property
     def available(self) -> bool:
         return self.client.configured
@@ -513,6 +516,9 @@ class LlmScorer:
     @classmethod
     def from_context(cls, ctx: PluginContext) -> "LlmScorer":
         return cls(shared_client(ctx))
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
 
     @property
     def available(self) -> bool:

@@ -51,10 +51,12 @@ class Reply:
 
 class ScriptedServer:
     """An HTTP/1.1 server on a real loopback socket. Each POST to /v1/chat/completions takes the next
-    ``Reply`` of ``script`` (the last one repeats) and is recorded in ``requests`` (parsed JSON)."""
+    ``Reply`` of ``script`` (the last one repeats), or ``script(request)`` when it is a function, and
+    is recorded in ``requests`` (parsed JSON)."""
 
-    def __init__(self, script: list[Reply]) -> None:
-        self.script = list(script)
+    def __init__(self, script) -> None:
+        # a list of replies in order, or a function of the request's JSON returning the reply
+        self.script = script if callable(script) else list(script)
         self.requests: list[dict] = []
         self.server: asyncio.AbstractServer | None = None
         self.port = 0
@@ -96,7 +98,7 @@ class ScriptedServer:
                     self.requests.append(json.loads(body or b"{}"))
                 except ValueError:
                     self.requests.append({"_raw": body})
-                reply = self._next()
+                reply = self.script(self.requests[-1]) if callable(self.script) else self._next()
                 if reply.delay:
                     await asyncio.sleep(reply.delay)
                 payload = reply.body
