@@ -411,8 +411,12 @@ class Session:
         self.engine._forget(self)
 
     async def _flush_speech(self) -> None:
-        await self.speech.end_of_stream()
+        """Finish what has been heard: process queued audio, close an open utterance, wait for
+        its final."""
         await self.speech.drain()
+        if self.speech.speaking:
+            await self.speech.end_of_stream()
+            await self.speech.drain()
 
     async def _drain_events(self) -> None:
         while not self.events.empty():
@@ -437,8 +441,8 @@ class Session:
             if self.cheat is not None:
                 await self.cheat.client_event(message.event)
         elif isinstance(message, ev.EndAnswer):
-            # the utterance in progress belongs to this answer: finish it first
-            if self.speech is not None and self.speech.speaking:
+            # the utterance in progress, and finals still being recognised, belong to this answer
+            if self.speech is not None:
                 self.spawn(self._end_answer_after_flush(), "end-answer")
             else:
                 self.events.put_nowait(message)
