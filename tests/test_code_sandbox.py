@@ -91,6 +91,14 @@ async def test_private_empty_working_directory(runner):
     assert out.stdout.strip() == "['main.py']"          # nothing left from the previous run
 
 
+@pytest.mark.skipif(not Path("/proc/self/autogroup").exists(), reason="no scheduler autogroups")
+async def test_runs_at_low_cpu_priority(runner):
+    out, _ = await run(runner, "import os\nprint(os.nice(0))\nprint(open('/proc/self/autogroup').read())")
+    nice, group = out.stdout.splitlines()[:2]
+    assert int(nice) == 15 and group.endswith(f"nice {runner.autogroup_nice}")
+    assert runner.autogroup_nice > 0
+
+
 # --- hostile submissions -------------------------------------------------------------------------
 @pytest.mark.parametrize("language,code", [
     ("python", "while True:\n    pass"),
