@@ -93,7 +93,7 @@ async def test_private_empty_working_directory(runner):
 
 @pytest.mark.skipif(not Path("/proc/self/autogroup").exists(), reason="no scheduler autogroups")
 async def test_runs_at_low_cpu_priority(runner):
-    out, _ = await run(runner, "import os\nprint(os.nice(0))\nprint(open('/proc/self/autogroup').read())")
+    out, _ = await run(runner, "python", "import os\nprint(os.nice(0))\nprint(open('/proc/self/autogroup').read())")
     nice, group = out.stdout.splitlines()[:2]
     assert int(nice) == 15 and group.endswith(f"nice {runner.autogroup_nice}")
     assert runner.autogroup_nice > 0
