@@ -50,15 +50,12 @@ def _count_units(text: str) -> int:
     return sum(len(run) for run in CJK_RUN.findall(text)) + len(LATIN.findall(text))
 
 
+STOP_RE = re.compile("|".join(re.escape(p) for p in STOP_PHRASES))   # longest first
+
+
 def _strip_stop(run: str) -> list[str]:
     """Split a run of Chinese characters on question phrasing; keep the content pieces."""
-    pieces = [run]
-    for phrase in STOP_PHRASES:
-        nxt = []
-        for p in pieces:
-            nxt.extend(x for x in p.split(phrase))
-        pieces = nxt
-    return [p for p in pieces if len(p) >= 2]
+    return [p for p in STOP_RE.split(run) if len(p) >= 2]
 
 
 def key_terms(text: str, bigrams: bool = True) -> list[str]:
