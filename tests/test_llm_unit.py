@@ -310,3 +310,10 @@ def test_check_report_rejects_bad_shapes():
     assert check_report(None) == ["report is not an object"]
     problems = check_report({"overall_score": 11, "summary": "", "questions": [{"score": "9"}]})
     assert len(problems) == 3
+
+
+async def test_aclose_closes_the_http_client_and_is_safe_without_a_model():
+    source = LlmQuestionSource(LlmClient(settings("http://127.0.0.1:9/v1"), SystemClock(), env={}))
+    await source.aclose()
+    assert source.client._client.is_closed()
+    await LlmScorer(LlmClient(settings(""), SystemClock(), env={})).aclose()
