@@ -137,6 +137,14 @@ async def test_fork_bomb_is_contained(runner):
     assert await no_leftovers()
 
 
+async def test_background_processes_die_with_the_run(runner):
+    code = ("import os, time\nif os.fork() == 0:\n    os.setsid()\n    os.close(1)\n    time.sleep(100)\n"
+            "print('parent done')")
+    out, took = await run(runner, "python", code)
+    assert out.stdout == "parent done\n" and out.exit_code == 0 and took < BOUND
+    assert await no_leftovers(), sandbox_processes()
+
+
 @pytest.mark.parametrize("language,code", [
     ("python", "while True:\n    print('x' * 1000)"),
     ("javascript", "const s='y'.repeat(1000);for(;;)process.stdout.write(s)"),
