@@ -25,12 +25,12 @@ async def ping(db: AsyncIOMotorDatabase) -> None:
 
 
 async def create_indexes(db: AsyncIOMotorDatabase) -> None:
-    """The indexes the repositories rely on. Only ``users.username`` is unique: with mongoeco a
-    unique index makes every write to its collection scan the collection (see docs/storage.md),
-    and registration is rare. Everything else is looked up by ``_id`` or by a plain index."""
+    """The indexes created at start-up. Only ``users.username`` is unique: with mongoeco a unique
+    index makes every write to its collection scan the collection (see docs/storage.md), and
+    registration is rare. Resumes and interviews live in per-owner shards whose ``user_id`` index
+    is ensured on a shard's first use (storage/common.py ShardedCollection); everything else is
+    looked up by ``_id``."""
     await db.users.create_index([("username", ASCENDING)], unique=True, name="username_unique")
-    await db.resumes.create_index([("user_id", ASCENDING)], name="resumes_by_user")
-    await db.interviews.create_index([("user_id", ASCENDING)], name="interviews_by_user")
 
 
 def close(client: AsyncIOMotorClient) -> None:

@@ -4,26 +4,38 @@ Data model (see docs/storage.md for the measurements behind it). With mongoeco e
 time proportional to the size of the collection, while an update by ``_id`` costs the same however
 big the collection is. So everything that happens *during* an interview is an update by ``_id``:
 
+Both are sharded by owner (``interviews_NN``, ``transcripts_NN``, see storage/common.py): the id is
+``str(sequence * SHARDS + shard)``, so the shard of any interview id is ``int(id) % SHARDS``.
+
 * ``interviews``: one document per interview, ``_id`` = the interview id (a string). Phase, status,
   questions, cheat events, code submissions... are ``$set``/``$push`` on it (``update_interview``).
 * ``transcripts``: final utterances, in buckets of ``BUCKET_SIZE`` entries, ``_id`` =
   ``"<interview_id>:<n>"``. Bucket 0 is created together with the interview (when the REST call is
   made, not while the candidate speaks); appending is a ``$push`` by ``_id``. The interview's
   ``transcript_count`` (``$inc``) says where the next entry goes. Only every ``BUCKET_SIZE``-th
-  utterance inserts a new bucket, and buckets keep documents small, so a long interview costs the same
-  per utterance as a short one.
+  utterance inserts a new bucket. An update costs time proportional to the size of the document it
+  changes (measured: a ``$push`` onto a 300-entry array is ~6x slower than onto a 10-entry one), so
+  small buckets keep the cost per utterance flat however long the interview runs.
 """
 from __future__ import annotations
 
 from typing import Any
 
-from storage.common import iso, next_sequence, utcnow
+from storage.common import SHARDS, ShardedCollection, iso, next_sequence, shard_name, user_shard, utcnow
 from storage.db import BEFORE, DESCENDING, DuplicateKeyError
 
-BUCKET_SIZE = 200
+BUCKET_SIZE = 25      # mongoeco rewrites the whole document on every update: keep buckets small
 UNFINISHED_REPORT_STATES = ("pending", "generating", "retrying")
 SUMMARY_FIELDS = ("position_name", "position_type", "company_name", "status", "phase", "resume_id")
 PROTECTED_FIELDS = {"_id", "user_id", "transcript_count"}
+
+
+def interview_shard(interview_id) -> int | None:
+    """The shard an interview id lives in, or None for a string that is no interview id."""
+    text = str(interview_id)
+    if not text.isdigit() or len(text) > 18:
+        return None
+    return int(text) % SHARDS
 
 
 def bucket_id(interview_id: str, n: int) -> str:
@@ -51,32 +63,55 @@ def to_summary(doc: dict) -> dict:
 class InterviewRepository:
     def __init__(self, db) -> None:
         self.db = db
-        self.col = db.interviews
-        self.transcripts = db.transcripts
+        self.shards = ShardedCollection(db, "interviews")
+        self.transcript_shards = ShardedCollection(db, "transcripts", index_user=False)
+
+    async def _cols(self, interview_id: str):
+        """(interviews, transcripts) collections of this id's shard, or (None, None)."""
+        shard = interview_shard(interview_id)
+        if shard is None:
+            return None, None
+        return await self.shards.get(shard), await self.transcript_shards.get(shard)
+
+    async def transcript_buckets(self, interview_id: str) -> list[dict]:
+        """The raw bucket documents (tests, maintenance)."""
+        _, transcripts = await self._cols(interview_id)
+        if transcripts is None:
+            return []
+        return await transcripts.find({"interview_id": str(interview_id)}).sort("n", 1).to_list(None)
 
     # --- REST ------------------------------------------------------------------------------------
     async def create(self, user_id: str, fields: dict) -> dict:
-        interview_id = str(await next_sequence(self.db, "interview_id"))
+        shard = user_shard(user_id)
+        interview_id = str(await next_sequence(self.db, "interview_id") * SHARDS + shard)
+        col, transcripts = await self._cols(interview_id)
         now = utcnow()
         doc = {"_id": interview_id, "user_id": user_id, **fields,
                "status": "created", "phase": None, "resume_id": None,
                "questions": [], "cheat_events": [], "code_submissions": [],
                "transcript_count": 0, "created_at": now, "updated_at": now}
         # bucket 0 first: an interview document never exists without its transcript bucket
-        await self.transcripts.insert_one({"_id": bucket_id(interview_id, 0), "interview_id": interview_id,
-                                           "n": 0, "entries": []})
-        await self.col.insert_one(doc)
+        await transcripts.insert_one({"_id": bucket_id(interview_id, 0), "interview_id": interview_id,
+                                      "n": 0, "entries": []})
+        await col.insert_one(doc)
         return doc
 
+    async def _find(self, interview_id: str, projection: dict | None = None) -> dict | None:
+        col, _ = await self._cols(interview_id)
+        if col is None:
+            return None
+        return await col.find_one({"_id": str(interview_id)}, projection)
+
     async def get_owned(self, user_id: str, interview_id: str) -> dict | None:
-        doc = await self.col.find_one({"_id": interview_id})
+        doc = await self._find(interview_id)
         if doc is None or doc.get("user_id") != user_id:
             return None
         return doc
 
     async def list(self, user_id: str, *, limit: int = 100, offset: int = 0) -> tuple[list[dict], int]:
-        total = await self.col.count_documents({"user_id": user_id})
-        cursor = (self.col.find({"user_id": user_id}, {"questions": 0, "cheat_events": 0, "code_submissions": 0})
+        col = await self.shards.get(user_shard(user_id))
+        total = await col.count_documents({"user_id": user_id})
+        cursor = (col.find({"user_id": user_id}, {"questions": 0, "cheat_events": 0, "code_submissions": 0})
                   .sort([("created_at", DESCENDING), ("_id", DESCENDING)]).skip(offset).limit(limit))
         return await cursor.to_list(None), total
 
@@ -86,16 +121,18 @@ class InterviewRepository:
         return None if doc is None else _public(doc) | {"user_id": user_id}
 
     async def load_by_id(self, interview_id: str) -> dict | None:
-        doc = await self.col.find_one({"_id": interview_id})
+        doc = await self._find(interview_id)
         return None if doc is None else _public(doc) | {"user_id": doc.get("user_id")}
 
     async def list_report_pending(self) -> list[str]:
         """Finished interviews whose report is unfinished, or was written by a fallback scorer
         (core/report.py upgrades those). Start-up only: a scan is acceptable."""
-        cursor = self.col.find({"$or": [{"report_status": {"$in": list(UNFINISHED_REPORT_STATES)}},
-                                        {"report_status": "ready", "report_degraded": True}]},
-                               {"_id": 1}).sort("_id", 1)
-        return [doc["_id"] async for doc in cursor]
+        ids: list[str] = []
+        query = {"$or": [{"report_status": {"$in": list(UNFINISHED_REPORT_STATES)}},
+                         {"report_status": "ready", "report_degraded": True}]}
+        for col in self.shards.all():
+            ids.extend([doc["_id"] async for doc in col.find(query, {"_id": 1})])
+        return sorted(ids, key=int)
 
     async def update(self, interview_id: str, *, set_fields: dict | None = None,
                      push: dict[str, Any] | None = None) -> None:
@@ -109,15 +146,19 @@ class InterviewRepository:
         if push:
             update["$push"] = {key: {"$each": list(value) if isinstance(value, (list, tuple)) else [value]}
                                for key, value in push.items()}
-        result = await self.col.update_one({"_id": interview_id}, update)
-        if result.matched_count == 0:
+        col, _ = await self._cols(interview_id)
+        result = await col.update_one({"_id": interview_id}, update) if col is not None else None
+        if result is None or result.matched_count == 0:
             raise LookupError(f"no interview {interview_id!r}")
 
     async def append_transcript(self, interview_id: str, entries: list[dict]) -> None:
         entries = list(entries)
         if not entries:
             return
-        before = await self.col.find_one_and_update(
+        col, transcripts = await self._cols(interview_id)
+        if col is None:
+            raise LookupError(f"no interview {interview_id!r}")
+        before = await col.find_one_and_update(
             {"_id": interview_id}, {"$inc": {"transcript_count": len(entries)}, "$set": {"updated_at": utcnow()}},
             projection={"transcript_count": 1}, return_document=BEFORE)
         if before is None:
@@ -129,23 +170,24 @@ class InterviewRepository:
         for n, chunk in sorted(chunks.items()):
             key = bucket_id(interview_id, n)
             push = {"$push": {"entries": {"$each": chunk}}}
-            result = await self.transcripts.update_one({"_id": key}, push)
+            result = await transcripts.update_one({"_id": key}, push)
             if result.matched_count:
                 continue
             try:
-                await self.transcripts.insert_one({"_id": key, "interview_id": interview_id, "n": n,
-                                                   "entries": chunk})
+                await transcripts.insert_one({"_id": key, "interview_id": interview_id, "n": n,
+                                              "entries": chunk})
             except DuplicateKeyError:      # another writer created the bucket in between
-                await self.transcripts.update_one({"_id": key}, push)
+                await transcripts.update_one({"_id": key}, push)
 
     async def load_transcript(self, interview_id: str) -> list[dict]:
-        doc = await self.col.find_one({"_id": interview_id}, {"transcript_count": 1})
+        doc = await self._find(interview_id, {"transcript_count": 1})
         if doc is None:
             return []
+        _, transcripts = await self._cols(interview_id)
         buckets = max(1, -(-int(doc.get("transcript_count", 0)) // BUCKET_SIZE))
+        wanted = [bucket_id(interview_id, n) for n in range(buckets)]
+        found = {doc["_id"]: doc for doc in await transcripts.find({"_id": {"$in": wanted}}).to_list(None)}
         entries: list[dict] = []
-        for n in range(buckets):
-            bucket = await self.transcripts.find_one({"_id": bucket_id(interview_id, n)})
-            if bucket:
-                entries.extend(bucket.get("entries", []))
+        for key in wanted:
+            entries.extend(found.get(key, {}).get("entries", []))
         return entries

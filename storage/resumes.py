@@ -1,9 +1,9 @@
-"""Resumes: ``resumes`` documents ``{_id: str(resume_id), resume_id: int, user_id, <content>, created_at,
-updated_at}``. The API's ``resume_id`` is a JSON number (the guide); the ``_id`` is its decimal string
+"""Resumes: documents ``{_id: str(resume_id), resume_id: int, user_id, <content>, created_at,
+updated_at}`` in the owner's shard ``resumes_NN`` (storage/common.py). The API's ``resume_id`` is a JSON number (the guide); the ``_id`` is its decimal string
 because mongoeco looks string ids up directly but compares numeric ids by value (a scan)."""
 from __future__ import annotations
 
-from storage.common import iso, next_sequence, utcnow
+from storage.common import ShardedCollection, iso, next_sequence, user_shard, utcnow
 from storage.db import AFTER, DESCENDING
 
 CONTENT_FIELDS = ("resume_name", "expected_position", "name", "education", "work_experience",
@@ -41,7 +41,10 @@ def to_public(doc: dict) -> dict:
 class ResumeRepository:
     def __init__(self, db) -> None:
         self.db = db
-        self.col = db.resumes
+        self.shards = ShardedCollection(db, "resumes")
+
+    async def _col(self, user_id: str):
+        return await self.shards.get(user_shard(user_id))
 
     async def create(self, user_id: str, fields: dict) -> dict:
         resume_id = await next_sequence(self.db, "resume_id")
@@ -50,11 +53,11 @@ class ResumeRepository:
         for key in CONTENT_FIELDS:
             doc[key] = fields.get(key, [] if key in LIST_FIELDS else "")
         doc["created_at"] = doc["updated_at"] = now
-        await self.col.insert_one(doc)
+        await (await self._col(user_id)).insert_one(doc)
         return doc
 
     async def get(self, user_id: str, resume_id: int) -> dict | None:
-        doc = await self.col.find_one({"_id": str(resume_id)})
+        doc = await (await self._col(user_id)).find_one({"_id": str(resume_id)})
         if doc is None or doc.get("user_id") != user_id:
             return None
         return doc
@@ -67,14 +70,14 @@ class ResumeRepository:
             return None
         changes = {key: fields[key] for key in CONTENT_FIELDS if key in fields}
         changes["updated_at"] = utcnow()
-        return await self.col.find_one_and_update({"_id": str(resume_id)}, {"$set": changes}, return_document=AFTER)
+        return await (await self._col(user_id)).find_one_and_update({"_id": str(resume_id)}, {"$set": changes}, return_document=AFTER)
 
     async def delete(self, user_id: str, resume_id: int) -> bool:
         if await self.get(user_id, resume_id) is None:
             return False
-        result = await self.col.delete_one({"_id": str(resume_id)})
+        result = await (await self._col(user_id)).delete_one({"_id": str(resume_id)})
         return result.deleted_count == 1
 
     async def list(self, user_id: str) -> list[dict]:
-        cursor = self.col.find({"user_id": user_id}).sort([("updated_at", DESCENDING), ("resume_id", DESCENDING)])
+        cursor = (await self._col(user_id)).find({"user_id": user_id}).sort([("updated_at", DESCENDING), ("resume_id", DESCENDING)])
         return await cursor.to_list(None)
