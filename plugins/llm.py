@@ -20,6 +20,9 @@ question source ``llm`` and the scorer ``llm``; settings live in ``[plugins.llm]
                       some servers support, constraining decoding), or "none" (prompt only)
     schema_max_length false: leave maxLength out of the schema sent (faster llama.cpp grammars);
                       long texts are clipped after parsing either way
+    require_chinese   reject (and retry) questions/summaries without Chinese characters (default true)
+    require_mix       with 3+ questions, reject a plan without a behavioural question or without a
+                      question on the candidate's projects/skills (default true)
     prompt_version    which prompts/<task>.<version>.md to use (default "v1")
     system_role       false for models without a system role (Gemma): the instructions then open
                       the user message, still ahead of and apart from the data block
@@ -201,6 +204,7 @@ class LlmSettings:
     system_role: bool = True
     max_tokens: int = 2048
     require_chinese: bool = True
+    require_mix: bool = True
     question_max_chars: int = 120
     follow_up_max_chars: int = 100
     report_field_max_chars: int = 120
@@ -450,12 +454,20 @@ class LlmQuestionSource:
             unique = len(_unique_questions(obj["questions"]))
             if unique < (count + 1) // 2:
                 problems.append(f"$.questions: only {unique} different question(s) of {count}")
+            kinds = [q["kind"] for q in obj["questions"]]
+            if self.settings.require_mix and count >= 3:
+                if "behavioral" not in kinds:
+                    problems.append("$.questions: no behavioral question")
+                if not {"project", "skill"} & set(kinds):
+                    problems.append("$.questions: no question on the candidate's projects or skills")
             return problems
 
         obj = await self.client.chat_json("questions", data, self.questions_schema(count), check=check)
+        chosen = _unique_questions(obj["questions"])[:count]
+        # behavioural questions close the plan, as the prompt asks (stable order otherwise)
+        chosen.sort(key=lambda q: q["kind"] == "behavioral")
         return [Question(text=clip(q["text"], self.settings.question_max_chars), kind=q["kind"],
-                         topic=clip(q.get("topic", ""), 20), source=self.name)
-                for q in _unique_questions(obj["questions"])[:count]]
+                         topic=clip(q.get("topic", ""), 20), source=self.name) for q in chosen]
 
     def follow_up_schema(self) -> dict:
         return {"type": "object",

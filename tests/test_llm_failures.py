@@ -132,12 +132,28 @@ async def test_garbage_then_good_reply_succeeds():
         assert len(await source.generate(_request())) == 3
 
 
+async def test_plan_mix_is_checked_and_behavioural_goes_last():
+    no_behavioural = {"questions": [dict(q, kind="fundamental") for q in GOOD_QUESTIONS["questions"]]}
+    shuffled = {"questions": GOOD_QUESTIONS["questions"][::-1]}
+    async with ScriptedServer([Reply.ok(no_behavioural), Reply.ok(shuffled)]) as server:
+        source, _ = source_and_scorer(server.base_url)
+        questions = await source.generate(_request())
+        assert len(server.requests) == 2
+    assert [q.kind for q in questions] == ["fundamental", "project", "behavioral"]
+    async with ScriptedServer([Reply.ok(no_behavioural)]) as server:
+        source, _ = source_and_scorer(server.base_url, max_retries=0)
+        with pytest.raises(LlmError, match="no behavioral question.*no question on the candidate"):
+            await source.generate(_request())
+        lenient, _ = source_and_scorer(server.base_url, require_mix=False)
+        assert len(await lenient.generate(_request())) == 3
+
+
 async def test_duplicate_questions_are_dropped():
-    dup = {"questions": [GOOD_QUESTIONS["questions"][0]] * 2 + [GOOD_QUESTIONS["questions"][1]]}
+    dup = {"questions": [GOOD_QUESTIONS["questions"][0]] * 2 + [GOOD_QUESTIONS["questions"][2]]}
     async with ScriptedServer([Reply.ok(dup)]) as server:
         source, _ = source_and_scorer(server.base_url)
         questions = await source.generate(_request())
-    assert [q.kind for q in questions] == ["project", "fundamental"]
+    assert [q.kind for q in questions] == ["project", "behavioral"]
     all_same = {"questions": [GOOD_QUESTIONS["questions"][0]] * 3}
     async with ScriptedServer([Reply.ok(all_same)]) as server:
         source, _ = source_and_scorer(server.base_url, max_retries=0)
