@@ -140,8 +140,13 @@ def main() -> None:
             print(f"mianshi cannot start: {exc}", file=sys.stderr)
             sys.exit(1)
     server = app.ctx.config["server"]
-    app.run(host=server["host"], port=int(server["port"]), single_process=True, auto_reload=False,
-            access_log=False, motd=True)
+    try:
+        app.run(host=server["host"], port=int(server["port"]), single_process=True, auto_reload=False,
+                access_log=False, motd=True)
+    except OSError as exc:
+        print(f"mianshi cannot start: cannot listen on {server['host']}:{server['port']} ({exc.strerror}); "
+              f"set PORT to a free port", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":
