@@ -257,9 +257,12 @@ class BubblewrapRunner:
             argv, fds, cleanup = self._command(lang, code.encode("utf-8", "replace"), limits)
         except OSError as exc:
             return RunOutcome("", "", None, 0.0, error=f"沙箱准备失败: {exc}")
-        stdin_fd = os.memfd_create("mianshi-stdin", 0)
-        data = stdin.encode("utf-8", "replace")
-        view = memoryview(data)
+        try:
+            stdin_fd = os.memfd_create("mianshi-stdin", 0)
+        except OSError as exc:
+            cleanup()
+            return RunOutcome("", "", None, 0.0, error=f"沙箱准备失败: {exc}")
+        view = memoryview(stdin.encode("utf-8", "replace"))
         while view:
             n = os.write(stdin_fd, view)
             view = view[n:]
