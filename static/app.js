@@ -11,12 +11,14 @@ const LANGUAGE_LABELS = { python: 'Python', javascript: 'JavaScript', cpp: 'C++'
 const AUDIO_RATE = 16000;
 const FRAME_SAMPLES = 640;             // 1 280 bytes, 40 ms
 const VIDEO_INTERVAL_MS = 1000;
+const HOLD_FRAMES = 250;               // audio kept while the socket is down: 10 s
+const RESUME_WAIT_MS = 3000;           // how long a reconnected page waits for the re-sent message
 const AUDIO_LATENCY_HINT = 'playback';   // larger render buffers: fewer capture-FIFO underruns
 
 // Debug hook read by the browser tests (and handy in the console).
 const debug = {
   audio: { framesSent: 0, bytesSent: 0, sendTimes: [], firstFrameIndex: null, lastFrameIndex: null,
-    framesProduced: 0, framesDropped: 0, contextRate: null, trackRate: null, endSent: 0 },
+    framesProduced: 0, framesDropped: 0, framesReplayed: 0, contextRate: null, trackRate: null, endSent: 0 },
   video: { framesSent: 0, width: null, height: null },
   received: [],
   connects: 0,
@@ -430,6 +432,10 @@ class InterviewRoom {
     this.audioCtx = null;
     this.worklet = null;
     this.ui = {};
+    this.held = [];                // audio frames kept while reconnecting
+    this.hadStream = false;
+    this.awaitingResume = false;
+    this.resumeTimer = null;
     this.onVisibility = () => this.sendVisibility();
   }
 
@@ -568,8 +574,26 @@ class InterviewRoom {
     else this.ui.micStatus.textContent = '已开启（当前环节不收音）';
   }
 
+  speakingPhase() { return this.phase === 'intro' || this.phase === 'question'; }
+
   wantAudio() {
-    return this.streamReady && !this.muted && !this.ended && (this.phase === 'intro' || this.phase === 'question');
+    return this.streamReady && !this.awaitingResume && !this.muted && !this.ended && this.speakingPhase();
+  }
+
+  holdAudio() {
+    // the socket dropped in the middle of a turn: keep what the candidate says for the resumed
+    // session (sent in order once the server has re-sent the same question)
+    return this.hadStream && (!this.streamReady || this.awaitingResume) && !this.muted && !this.ended
+      && !this.disposed && this.speakingPhase();
+  }
+
+  releaseHeld(send) {
+    clearTimeout(this.resumeTimer);
+    this.awaitingResume = false;
+    const held = this.held;
+    this.held = [];
+    if (send && this.wantAudio()) { for (const f of held) this.sendFrame(f); debug.audio.framesReplayed += held.length; }
+    else debug.audio.framesDropped += held.length;
   }
 
   onAudioFrame(msg) {
@@ -580,10 +604,19 @@ class InterviewRoom {
     for (let i = 0; i < pcm.length; i += 8) { const a = Math.abs(pcm[i]); if (a > peak) peak = a; }
     this.ui.level.style.width = `${Math.min(100, (peak / 32768) * 140)}%`;
     if (!this.wantAudio()) {
+      if (this.holdAudio()) {
+        this.held.push(msg);
+        if (this.held.length > HOLD_FRAMES) { this.held.shift(); debug.audio.framesDropped += 1; }
+        return;
+      }
       if (this.audioStreaming) this.stopAudioTurn();
       debug.audio.framesDropped += 1;
       return;
     }
+    this.sendFrame(msg);
+  }
+
+  sendFrame(msg) {
     if (!this.audioStreaming) { this.audioStreaming = true; this.updateMicStatus(); }
     const bytes = new Uint8Array(msg.pcm);
     if (this.send({ type: 'audio_frame', audio_data: bytesToBase64(bytes), end: false })) {
@@ -698,7 +731,13 @@ class InterviewRoom {
         break;
       case 'stream_created':
         this.streamReady = true;
-        this.resumed = debug.connects > 1;
+        this.resumed = this.hadStream;
+        this.hadStream = true;
+        if (this.resumed) {
+          // hold the audio until the server re-sends where the interview is (api.md: reconnect)
+          this.awaitingResume = true;
+          this.resumeTimer = setTimeout(() => this.releaseHeld(false), RESUME_WAIT_MS);
+        }
         this.attempt = 0;
         this.setConn(debug.connects > 1 ? '已重新连接，面试继续' : '已连接');
         this.startVideo();
@@ -716,6 +755,7 @@ class InterviewRoom {
   onInterviewMessage(msg) {
     const phase = msg.phase;
     const prev = this.phase;
+    const sameTurn = this.resumed && phase === prev && msg.text === this.lastSaid;
     this.phase = phase;
     this.ui.phase.textContent = PHASE_LABELS[phase] || phase || '';
     this.ui.phase.dataset.phase = phase || '';
@@ -732,6 +772,7 @@ class InterviewRoom {
     }
     this.lastSaid = msg.text;
     this.resumed = false;
+    if (this.awaitingResume) this.releaseHeld(sameTurn);
     const speaking = phase === 'intro' || phase === 'question';
     this.ui.endAnswer.disabled = !speaking;
     this.ui.sendText.disabled = !speaking;
@@ -892,7 +933,9 @@ class InterviewRoom {
     this.disposed = true;
     document.removeEventListener('visibilitychange', this.onVisibility);
     clearTimeout(this.reconnectTimer);
+    clearTimeout(this.resumeTimer);
     clearInterval(this.codeTimer);
+    this.held = [];
     if (this.ws) {
       this.stopAudioTurn();
       this.send({ type: 'disconnect' });
