@@ -37,7 +37,7 @@ DEFAULT_SETTINGS = {
     "preroll_s": 2.0,              # audio kept before the utterance start (the VAD looks back)
     "queue_frames": 500,           # bounded frame queue; feed() waits when it is full
     "max_utterance_s": 60.0,       # forced final beyond this (the VAD usually cuts earlier)
-    "pause_partial_s": 0.35,       # an extra partial once the speaker has paused this long: it lets
+    "pause_partial_s": 0.45,       # an extra partial once the speaker has paused this long: it lets
                                    # a piecewise ASR finish the phrase before the VAD ends the utterance
     "pause_rel_db": 30.0,          # a 10 ms frame this far below the utterance's loudest is quiet
 }

@@ -60,6 +60,7 @@ def collapse_repetitions(text: str, min_repeats: int = 3) -> str:
     (one character repeated four times or more) is kept once."""
     if not text:
         return text
+    text = re.sub(r"(.)(?:[\s，。、,.]*\1){3,}", r"\1", text)
     # multi-character units (2..30 chars), allowing punctuation/spaces between copies
     pattern = re.compile(r"(.{2,30}?)(?:[\s，。、,.!?！？]*\1){%d,}" % (min_repeats - 1), re.S)
     prev = None
@@ -97,13 +98,17 @@ def strip_prompt_echo(text: str, prompt_parts: list[str]) -> str:
         p = norm_for_match(part)
         if len(p) < 4:
             continue
-        if n == p or (len(n) >= 4 and n in p):
+        # the whole question (or prompt) again, or a long stretch of it; a short phrase that
+        # happens to be in the prompt (a resume term the candidate says) is real speech
+        if n == p or (len(n) >= 12 and n in p):
             return ""
-        # the hypothesis starts with the whole prompt part: drop that prefix
-        if n.startswith(p) and len(n) > len(p):
+        if len(p) >= 6 and abs(len(n) - len(p)) <= len(p) // 3 and edit_distance(n, p) <= 0.35 * len(p):
+            return ""                                   # a near-copy ("这次是…" for "以下是…")
+        # the hypothesis starts with the whole (long) prompt part: drop that prefix
+        if len(p) >= 8 and n.startswith(p) and len(n) > len(p):
             idx = _raw_index_after(text, p)
             if idx is not None:
-                text = text[idx:].lstrip(" ，。,.:：")
+                text = text[idx:].lstrip(" ，。,.:：？！?!、；;")
                 n = norm_for_match(text)
     return text
 

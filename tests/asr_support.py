@@ -1,0 +1,48 @@
+"""Shared helpers of the speech tests: the test recordings and their references."""
+from __future__ import annotations
+
+import os
+import wave
+from pathlib import Path
+
+import numpy as np
+
+AUDIO = Path(os.environ.get("MIANSHI_TEST_AUDIO", "/work/shared/audio/zh"))
+
+
+def references() -> dict[str, str]:
+    out = {}
+    for line in (AUDIO / "transcripts.tsv").read_text(encoding="utf-8").splitlines():
+        if "\t" in line:
+            k, v = line.split("\t", 1)
+            out[k.strip()] = v.strip()
+    return out
+
+
+def load(name: str) -> np.ndarray:
+    with wave.open(str(AUDIO / f"{name}.wav")) as w:
+        assert w.getframerate() == 16000 and w.getnchannels() == 1 and w.getsampwidth() == 2
+        return np.frombuffer(w.readframes(w.getnframes()), np.int16)
+
+
+def voiced_bounds(pcm: np.ndarray) -> tuple[int, int]:
+    """First and last voiced sample: 10 ms frames within 40 dB of the loudest frame."""
+    fr = pcm[: len(pcm) // 160 * 160].astype(np.float32).reshape(-1, 160)
+    db = 10 * np.log10((fr ** 2).mean(1) + 1e-3)
+    idx = np.nonzero(db > db.max() - 40)[0]
+    return int(idx[0]) * 160, int(idx[-1] + 1) * 160
+
+
+def silence(seconds: float, level_dbfs: float | None = None, seed: int = 0) -> np.ndarray:
+    """Digital silence, or white noise at ``level_dbfs`` RMS."""
+    n = int(seconds * 16000)
+    if level_dbfs is None:
+        return np.zeros(n, np.int16)
+    rng = np.random.default_rng(seed)
+    amp = 32768 * 10 ** (level_dbfs / 20)
+    return np.clip(rng.normal(0, amp, n), -32768, 32767).astype(np.int16)
+
+
+def frames(pcm: np.ndarray, size: int = 640):
+    for i in range(0, len(pcm), size):
+        yield pcm[i:i + size]

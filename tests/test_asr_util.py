@@ -1,0 +1,57 @@
+"""Text helpers of the speech plugins: simplified output, Whisper failure-mode guards, CER."""
+from plugins._speech_util import (build_prompt, cer, collapse_repetitions, corpus_cer, is_hallucination,
+                                  normalize_for_cer, numbers_to_chinese, strip_prompt_echo, tidy)
+
+
+def test_traditional_output_is_normalised_to_simplified():
+    assert tidy("面試觀您好,我叫李明。畢業於華中科技大學軟件工程專業。") == \
+        "面试观您好，我叫李明。毕业于华中科技大学软件工程专业。"
+    assert tidy("在上一個項目裡, 我們的訂單服務") == "在上一个项目里，我们的订单服务"
+    # spaces between Chinese characters go, spaces between Latin words stay
+    assert tidy("用 Redis 做 緩存 and message queue") == "用Redis做缓存and message queue"
+
+
+def test_repetition_loops_are_collapsed():
+    assert collapse_repetitions("说完了，说完了，说完了，说完了，说完了") == "说完了"
+    assert collapse_repetitions("主要负责订单系统和支付系统、支付系统、支付系统、支付系统") == "主要负责订单系统和支付系统"
+    assert collapse_repetitions("消息队列主要用来做，消息队列主要用来做，消息") == "消息队列主要用来做，消息"
+    assert collapse_repetitions("哈哈哈哈哈哈哈") == "哈"
+    # ordinary text is untouched
+    for text in ("我们我们先看一下", "是的是的", "数据库的性能优化", "谢谢"):
+        assert collapse_repetitions(text) == text
+
+
+def test_silence_hallucinations_are_recognised():
+    assert is_hallucination("请不吝点赞 订阅 转发 打赏支持明镜与点点栏目")
+    assert is_hallucination("字幕由Amara.org社区提供")
+    assert is_hallucination("謝謝觀看")
+    assert is_hallucination("。。")
+    assert not is_hallucination("我做过数据库的性能优化")
+
+
+def test_prompt_echo_is_removed():
+    q = "缓存穿透是什么？怎么解决？"
+    assert strip_prompt_echo("缓存穿透是什么？怎么解决？", [q]) == ""
+    prompt = "缓存穿透是什么？怎么解决？电商、订单系统、支付系统、高并发、数据库、消息队列。"
+    assert strip_prompt_echo("订单系统、支付系统、高并发、数据库", [q, prompt]) == ""
+    assert strip_prompt_echo("这次是普通话的面试回答。", ["以下是普通话的面试回答。"]) == ""
+    # a short phrase that is also in the prompt is what the candidate said
+    assert strip_prompt_echo("消息队列", [q, prompt]) == "消息队列"
+    assert strip_prompt_echo("缓存穿透是什么", [q, prompt]) == "缓存穿透是什么"
+    assert strip_prompt_echo("缓存穿透是什么？怎么解决？可以用布隆过滤器", [q]) == "可以用布隆过滤器"
+    assert strip_prompt_echo("可以用布隆过滤器", [q]) == "可以用布隆过滤器"
+
+
+def test_prompt_from_context():
+    assert build_prompt("介绍一下你自己", ["Redis", "redis", "订单系统"], "默认") == "介绍一下你自己。Redis、订单系统。"
+    assert build_prompt("", [], "默认") == "默认"
+
+
+def test_cer_and_normalisation():
+    assert numbers_to_chinese("降低到了50毫秒") == "降低到了五十毫秒"
+    assert numbers_to_chinese("3.5秒，105个") == "三点五秒，一百零五个"
+    assert normalize_for_cer("平均響應時間：50毫秒！") == "平均响应时间五十毫秒"
+    assert cer("面试官您好", "面试官您好。") == 0.0
+    assert abs(cer("面试观您好", "面试官您好") - 0.2) < 1e-9
+    assert cer("", "是的") == 1.0
+    assert corpus_cer([("是等", "是的。"), ("说完了", "说完了。")]) == 1 / 5

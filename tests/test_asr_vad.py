@@ -1,0 +1,99 @@
+"""VAD plugins on the test recordings: one utterance per recording, boundaries near the voiced
+part, pauses inside a sentence (up to ~650 ms in this set) do not split it, silence and steady
+noise give nothing."""
+import numpy as np
+import pytest
+
+from plugins.vad_energy import EnergyVad
+from plugins.vad_fsmn import FsmnVad
+from tests.asr_support import frames, load, references, silence, voiced_bounds
+
+NAMES = sorted(references())
+# reported start may precede the first voiced sample by the look-back, end follow the last by the
+# look-ahead/tail; both stay within these bounds (seconds)
+START_EARLY, START_LATE = 0.40, 0.20
+END_EARLY, END_LATE = 0.10, 0.40
+
+
+@pytest.fixture(scope="module", params=["energy", "fsmn"])
+def vad(request):
+    if request.param == "energy":
+        return EnergyVad({})
+    return FsmnVad({"max_end_silence_time": 800})
+
+
+def run(vad, pcm):
+    stream = vad.open_stream()
+    events = []
+    for frame in frames(pcm):
+        events += stream.accept(frame)
+    events += stream.finish()
+    return events
+
+
+def segments(events):
+    kinds = [e.kind for e in events]
+    assert kinds == ["start", "end"] * (len(kinds) // 2), kinds
+    return [(events[i].sample, events[i + 1].sample) for i in range(0, len(events), 2)]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_each_recording_is_one_utterance_with_tight_boundaries(vad, name):
+    pcm = load(name)
+    lead = 16000
+    stream = np.concatenate([silence(1.0), pcm, silence(1.5)])
+    segs = segments(run(vad, stream))
+    assert len(segs) == 1, f"{name}: {segs}"
+    a, b = voiced_bounds(pcm)
+    start, end = (x / 16000 for x in segs[0])
+    assert (lead + a) / 16000 - START_EARLY <= start <= (lead + a) / 16000 + START_LATE, (name, start)
+    assert (lead + b) / 16000 - END_EARLY <= end <= (lead + b) / 16000 + END_LATE, (name, end)
+
+
+def test_a_session_of_several_answers_gives_one_segment_each(vad):
+    names = ["intro_01", "answer_queue", "short_yes", "answer_long"]
+    parts, spans, pos = [silence(0.5)], [], 8000
+    for n in names:
+        pcm = load(n)
+        a, b = voiced_bounds(pcm)
+        spans.append((pos + a, pos + b))
+        parts += [pcm, silence(1.5)]
+        pos += len(pcm) + 24000
+    segs = segments(run(vad, np.concatenate(parts)))
+    assert len(segs) == len(names), segs
+    for (s, e), (a, b) in zip(segs, spans):
+        assert a - START_EARLY * 16000 <= s <= a + START_LATE * 16000
+        assert b - END_EARLY * 16000 <= e <= b + END_LATE * 16000
+
+
+def test_silence_and_steady_noise_give_no_speech(vad):
+    assert run(vad, silence(3.0)) == []
+    assert run(vad, silence(3.0, level_dbfs=-60)) == []
+
+
+def test_speech_cut_off_by_end_of_stream_is_closed(vad):
+    pcm = load("intro_02")
+    stream = np.concatenate([silence(0.5), pcm[: len(pcm) // 2]])
+    events = run(vad, stream)
+    segs = segments(events)
+    assert len(segs) == 1
+    assert segs[0][1] <= len(stream) + 160
+
+
+def test_end_is_detected_promptly(vad):
+    """The end event comes within max-end-silence (+ chunking) of the last voiced sample."""
+    pcm = load("answer_cache")
+    stream = np.concatenate([silence(1.0), pcm, silence(2.0)])
+    s = vad.open_stream()
+    fed = 0
+    for frame in frames(stream):
+        fed += len(frame)
+        if any(e.kind == "end" for e in s.accept(frame)):
+            break
+    _, b = voiced_bounds(pcm)
+    assert (fed - (16000 + b)) / 16000 <= 1.1
+
+
+def test_bad_input_is_refused(vad):
+    with pytest.raises(TypeError):
+        vad.open_stream().accept(np.zeros(640, np.float32))

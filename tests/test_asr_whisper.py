@@ -1,0 +1,174 @@
+"""Whisper ASR through the speech pipeline, on the real model (offline): model set-up, finals
+against the transcripts, partials while speaking, silence, simplified output."""
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.clock import SystemClock
+from core.events import SpeechEnded, SpeechStarted, Transcript
+from core.interfaces import AsrContext, PluginContext
+from core.speech import AsrScheduler, SpeechPipeline
+from plugins import asr_whisper
+from plugins._speech_util import corpus_cer, to_simplified
+from plugins.vad_energy import EnergyVad
+from tests.asr_support import frames, load, references, silence
+
+ROOT = Path(__file__).resolve().parent.parent
+FINAL_CER_LIMIT = 0.15      # the benchmark measures ~9-10 % on the whole set; this subset holds the hardest answers
+
+
+@pytest.fixture(scope="module")
+def whisper(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("asr-data")
+    ctx = PluginContext("whisper", {}, {}, data_dir, SystemClock())
+    return asr_whisper.WhisperAsr.from_context(ctx)
+
+
+@pytest.fixture(scope="module")
+def scheduler():
+    s = AsrScheduler(workers=2)
+    yield s
+    s.close()
+
+
+async def run_session(vad, asr, scheduler, pcm, context=None, pace: float = 0.0):
+    """Feed ``pcm`` (or a list of (pcm, context) turns) through a pipeline; return its events."""
+    events = []
+
+    async def on_event(ev):
+        events.append(ev)
+
+    pipe = SpeechPipeline(vad, asr, scheduler, SystemClock(), on_event)
+    turns = pcm if isinstance(pcm, list) else [(pcm, context)]
+    for chunk, ctx in turns:
+        if ctx:
+            pipe.set_context(ctx)
+        for frame in frames(chunk):
+            await pipe.feed(frame.tobytes())
+            if pace:
+                await asyncio.sleep(pace)
+    await pipe.end_of_stream()
+    await pipe.drain()
+    await pipe.aclose()
+    assert pipe.errors == []
+    return events
+
+
+def test_prepare_joins_verifies_and_reuses(tmp_path):
+    target = asr_whisper.prepare_model(tmp_path)
+    model = target / "model.bin"
+    assert model.stat().st_size == asr_whisper.MODEL_SIZE
+    assert (target / ".sha256").read_text().strip() == asr_whisper.MODEL_SHA256
+    for name in asr_whisper.EXTRA_FILES:
+        assert (target / name).is_file()
+    mtime = model.stat().st_mtime_ns
+    assert asr_whisper.prepare_model(tmp_path) == target
+    assert model.stat().st_mtime_ns == mtime                    # reused, not rebuilt
+    with open(model, "r+b") as fh:                               # a damaged copy is rebuilt
+        fh.truncate(1000)
+    asr_whisper.prepare_model(tmp_path)
+    assert model.stat().st_size == asr_whisper.MODEL_SIZE
+    assert asr_whisper._sha256(model) == asr_whisper.MODEL_SHA256
+
+
+def test_prepare_cli(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "plugins.asr_whisper", "--prepare", "--data-dir", str(tmp_path)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert Path(out.stdout.strip()) == tmp_path.resolve() / "models" / "whisper-base"
+    bad = subprocess.run([sys.executable, "-m", "plugins.asr_whisper"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120)
+    assert bad.returncode == 2
+
+
+def test_unknown_setting_is_refused(tmp_path):
+    ctx = PluginContext("whisper", {"beam": 3}, {}, tmp_path, SystemClock())
+    with pytest.raises(ValueError, match="unknown setting"):
+        asr_whisper.WhisperAsr.from_context(ctx)
+
+
+def test_model_is_loaded_once_per_process(whisper, tmp_path_factory):
+    ctx = PluginContext("whisper", {}, {}, Path(whisper.model.model.model_path if hasattr(whisper.model.model, "model_path") else "."), SystemClock())
+    again = asr_whisper.WhisperAsr.from_context(
+        PluginContext("whisper", {}, {}, next(iter(asr_whisper._models))[0].rsplit("/models/", 1)[0], SystemClock()))
+    assert again.model is whisper.model
+    other = asr_whisper.WhisperAsr.from_context(
+        PluginContext("whisper", {"beam_size": 2}, {}, next(iter(asr_whisper._models))[0].rsplit("/models/", 1)[0],
+                      SystemClock()))
+    assert other.model is whisper.model and other.settings["beam_size"] == 2
+
+
+async def test_finals_match_the_transcripts(whisper, scheduler):
+    refs = references()
+    # the question being answered and the resume's terms, as the engine hands them over
+    turns = {"intro_01": "请开始自我介绍吧", "intro_end": "请开始自我介绍吧",
+             "answer_index": "数据库索引的底层数据结构是什么？",
+             "answer_queue": "消息队列在你们的项目里起什么作用？", "shuowanle": "还有什么要补充的吗？"}
+    terms = ["华中科技大学", "电商", "订单系统", "支付系统", "高并发", "数据库", "性能优化", "Redis"]
+    names = list(turns)
+    session = [(silence(0.5), None)] + [(np.concatenate([load(n), silence(1.5)]), AsrContext(q, terms))
+                                        for n, q in turns.items()]
+    events = await run_session(EnergyVad({}), whisper, scheduler, session)
+    finals = [e for e in events if isinstance(e, Transcript) and e.is_final]
+    assert len(finals) == len(names), [f.text for f in finals]
+    assert sum(isinstance(e, SpeechStarted) for e in events) == len(names)
+    assert sum(isinstance(e, SpeechEnded) for e in events) == len(names)
+    pairs = [(f.text, refs[n]) for f, n in zip(finals, names)]
+    cer = corpus_cer(pairs)
+    assert cer <= FINAL_CER_LIMIT, (cer, pairs)
+    assert "说完了" in finals[1].text                   # the done phrase of the intro
+    for f in finals:
+        assert to_simplified(f.text) == f.text          # simplified output
+        assert f.audio_end > f.audio_start
+    # each final comes after its utterance's SpeechEnded, in order
+    kinds = [type(e).__name__ + (":final" if isinstance(e, Transcript) and e.is_final else "")
+             for e in events if not (isinstance(e, Transcript) and not e.is_final)]
+    assert kinds[0] == "SpeechStarted"
+    assert kinds.index("Transcript:final") > kinds.index("SpeechEnded")
+
+
+async def test_partials_while_speaking_then_one_final(whisper, scheduler):
+    pcm = np.concatenate([silence(0.5), load("answer_long"), silence(1.2)])
+    # fed at ~2x real time so that partials have time to run
+    events = await run_session(EnergyVad({}), whisper, scheduler, pcm,
+                               AsrContext("讲一个你做过的性能优化。", ["订单系统", "数据库"]), pace=0.02)
+    partials = [e for e in events if isinstance(e, Transcript) and not e.is_final]
+    finals = [e for e in events if isinstance(e, Transcript) and e.is_final]
+    assert len(finals) == 1
+    assert len(partials) >= 3
+    assert events.index(finals[0]) > max(events.index(p) for p in partials)
+    assert [p.audio_end for p in partials] == sorted(p.audio_end for p in partials)
+    assert len(partials[-1].text) >= 0.5 * len(finals[0].text)
+    assert corpus_cer([(finals[0].text, references()["answer_long"])]) <= FINAL_CER_LIMIT
+
+
+async def test_silence_and_noise_produce_no_text(whisper, scheduler):
+    quiet = np.concatenate([silence(2.0), silence(2.0, level_dbfs=-65)])
+    events = await run_session(EnergyVad({}), whisper, scheduler, quiet)
+    assert events == []
+    stream = whisper.open_stream()
+    for level in (None, -60, -40, -25):
+        for seconds in (0.6, 1.5, 3.0):
+            assert stream.final(silence(seconds, level, seed=int(seconds * 10)), AsrContext()) == ""
+    # a noise burst loud enough to open an utterance ends it without a final
+    burst = np.concatenate([silence(0.5), silence(1.5, level_dbfs=-30, seed=3), silence(1.5)])
+    events = await run_session(EnergyVad({}), whisper, scheduler, burst)
+    assert [type(e) for e in events] == [SpeechStarted, SpeechEnded], events
+
+
+async def test_feed_refuses_bad_frames(whisper, scheduler):
+    async def on_event(ev):
+        pass
+    pipe = SpeechPipeline(EnergyVad({}), whisper, scheduler, SystemClock(), on_event)
+    with pytest.raises(ValueError):
+        await pipe.feed(b"\x00\x01\x02")
+    with pytest.raises(TypeError):
+        await pipe.feed("abcd")
+    await pipe.aclose()
+    with pytest.raises(ValueError, match="unknown speech setting"):
+        SpeechPipeline(EnergyVad({}), whisper, scheduler, SystemClock(), on_event, {"partial_every": 1})
