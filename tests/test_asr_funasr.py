@@ -1,0 +1,132 @@
+"""The FunASR plugin's streaming path, offline: a small, randomly initialised Paraformer-streaming
+model built from funasr's own classes and config (the real weights cannot be downloaded here).
+Accuracy is not asserted; chunking, the streaming cache, the final flush and the reset are."""
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from core.clock import SystemClock
+from core.events import SpeechEnded, SpeechStarted, Transcript
+from core.interfaces import AsrContext, PluginContext
+from core.plugins import collect, make_plugin_manager
+from core.speech import AsrScheduler, SpeechPipeline
+from plugins.asr_funasr import FunAsr
+from plugins.vad_energy import EnergyVad
+from tests.asr_support import frames, load, silence
+
+# paraformer-zh-streaming's architecture (SANM chunk encoder, SANM decoder, CIF predictor, online
+# LFR frontend), shrunk: 2 blocks of width 64 instead of 50/16 blocks of 512.
+CONFIG = {
+    "model": "ParaformerStreaming",
+    "model_conf": {"ctc_weight": 0.0, "lsm_weight": 0.1, "length_normalized_loss": True,
+                   "predictor_weight": 1.0, "predictor_bias": 1, "sampling_ratio": 0.75},
+    "encoder": "SANMEncoderChunkOpt",
+    "encoder_conf": {"output_size": 64, "attention_heads": 2, "linear_units": 128, "num_blocks": 2,
+                     "dropout_rate": 0.1, "positional_dropout_rate": 0.1, "attention_dropout_rate": 0.1,
+                     "input_layer": "pe_online", "pos_enc_class": "SinusoidalPositionEncoder",
+                     "normalize_before": True, "kernel_size": 11, "sanm_shfit": 0,
+                     "selfattention_layer_type": "sanm", "chunk_size": [12, 15], "stride": [8, 10],
+                     "pad_left": [0, 0], "encoder_att_look_back_factor": [4, 4],
+                     "decoder_att_look_back_factor": [1, 1]},
+    "decoder": "ParaformerSANMDecoder",
+    "decoder_conf": {"attention_heads": 2, "linear_units": 128, "num_blocks": 2, "dropout_rate": 0.1,
+                     "positional_dropout_rate": 0.1, "self_attention_dropout_rate": 0.1,
+                     "src_attention_dropout_rate": 0.1, "att_layer_num": 2, "kernel_size": 11,
+                     "sanm_shfit": 5},
+    "predictor": "CifPredictorV2",
+    "predictor_conf": {"idim": 64, "threshold": 1.0, "l_order": 1, "r_order": 1, "tail_threshold": 0.45},
+    "frontend": "WavFrontendOnline",
+    "frontend_conf": {"fs": 16000, "window": "hamming", "n_mels": 80, "frame_length": 25,
+                      "frame_shift": 10, "lfr_m": 7, "lfr_n": 6, "dither": 0.0},
+    "tokenizer": "CharTokenizer",
+    "tokenizer_conf": {"unk_symbol": "<unk>"},
+}
+TOKENS = ["<blank>", "<s>", "</s>"] + list("面试官您好我叫李明的是说完了") + ["<unk>"]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    import torch
+    import funasr.models  # noqa: F401  (registers the classes)
+    from funasr.register import tables
+    d = tmp_path_factory.mktemp("paraformer-tiny")
+    (d / "config.yaml").write_text(yaml.safe_dump(CONFIG, allow_unicode=True), encoding="utf-8")
+    (d / "tokens.json").write_text(json.dumps(TOKENS, ensure_ascii=False), encoding="utf-8")
+    cls = tables.model_classes.get("ParaformerStreaming")
+    torch.manual_seed(0)
+    model = cls(**CONFIG["model_conf"], encoder=CONFIG["encoder"], encoder_conf=CONFIG["encoder_conf"],
+                decoder=CONFIG["decoder"], decoder_conf=CONFIG["decoder_conf"],
+                predictor=CONFIG["predictor"], predictor_conf=CONFIG["predictor_conf"],
+                input_size=80 * 7, vocab_size=len(TOKENS))
+    torch.save(model.state_dict(), d / "model.pt")
+    return d
+
+
+@pytest.fixture(scope="module")
+def asr(model_dir):
+    return FunAsr({"model": str(model_dir)})
+
+
+def test_registered_and_loaded_through_the_plugin_factory(model_dir, asr):
+    import importlib.util  # noqa: F401
+    regs = collect(make_plugin_manager(load_entry_points=False, default_plugins=("plugins.asr_funasr",)))
+    factory = regs["asr"].get("funasr").factory
+    ctx = PluginContext("funasr", {"model": str(model_dir)}, {}, model_dir, SystemClock())
+    again = factory(ctx)
+    assert again.model is asr.model                  # loaded once per process
+    with pytest.raises(ValueError):
+        FunAsr({"model": str(model_dir), "chunk_size": [0, 10]})
+    with pytest.raises(ValueError, match="unknown setting"):
+        FunAsr({"model": str(model_dir), "beam": 3})
+
+
+def test_streaming_partials_then_final_flush_and_reset(asr):
+    pcm = load("intro_01")
+    stride = asr.stride
+    assert stride == 9600                              # chunk_size [0, 10, 5]: 600 ms steps
+    ctx = AsrContext("请开始自我介绍吧", ["李明"])
+    stream = asr.open_stream()
+    assert stream.partial(pcm[: stride - 1], ctx) == ""   # less than one step: nothing fed yet
+    assert stream.fed == 0
+    partials, fed = [], []
+    for n in range(6400, len(pcm), 6400):
+        partials.append(stream.partial(pcm[:n], ctx))
+        fed.append(stream.fed)
+        assert stream.fed % stride == 0 and stream.fed <= n
+    assert fed == sorted(fed) and fed[-1] >= len(pcm) - 6400 - stride
+    for a, b in zip(partials, partials[1:]):
+        assert b.startswith(a)                          # streaming: text only grows
+    final = stream.final(pcm, ctx)
+    assert final and final.startswith(partials[-1])     # the flush adds the tail
+    assert stream.fed == 0 and stream.cache == {} and stream.text == ""
+    # a fresh stream over the same audio gives the same result: the cache was really reset
+    again = asr.open_stream()
+    for n in range(6400, len(pcm), 6400):
+        again.partial(pcm[:n], ctx)
+    assert again.final(pcm, ctx) == final
+    # final without partials decodes everything in one call
+    assert asr.open_stream().final(pcm, ctx) == final
+
+
+async def test_runs_inside_the_speech_pipeline(asr):
+    events = []
+
+    async def on_event(ev):
+        events.append(ev)
+
+    scheduler = AsrScheduler(workers=2)
+    pipe = SpeechPipeline(EnergyVad({}), asr, scheduler, SystemClock(), on_event)
+    audio = np.concatenate([silence(0.5), load("intro_02"), silence(1.5), load("short_yes"), silence(1.5)])
+    for frame in frames(audio):
+        await pipe.feed(frame.tobytes())
+    await pipe.end_of_stream()
+    await pipe.drain()
+    await pipe.aclose()
+    scheduler.close()
+    assert pipe.errors == []
+    assert sum(isinstance(e, SpeechStarted) for e in events) == 2
+    assert sum(isinstance(e, SpeechEnded) for e in events) == 2
+    finals = [e for e in events if isinstance(e, Transcript) and e.is_final]
+    assert len(finals) <= 2 and all(f.text for f in finals)
