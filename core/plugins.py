@@ -7,6 +7,7 @@ fills a ``Registry``: name -> factory. The engine picks from the registries what
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable

@@ -68,7 +68,8 @@ def question_answers(record: dict) -> list[dict]:
 
 
 def code_section(record: dict) -> dict:
-    """The code phase's outcome: the problem, how many submissions, the best one."""
+    """The code phase's outcome: the problem, how many submissions, and the FINAL submission, which
+    is what the report judges (the best one is shown for information)."""
     code = record.get("code") or {}
     problem = code.get("problem")
     if isinstance(problem, dict):
@@ -81,11 +82,12 @@ def code_section(record: dict) -> dict:
         def ratio(s):
             total = s.get("total") or 0
             return (s.get("passed") or 0) / total if total else 0.0
+        final = code.get("final") if isinstance(code.get("final"), dict) else subs[-1]
         best = max(subs, key=ratio)
-        out.update(best_passed=int(best.get("passed") or 0), total=int(best.get("total") or 0),
-                   language=best.get("language") or "", all_passed=bool(best.get("total"))
-                   and best.get("passed") == best.get("total"))
-        out["score"] = round(10 * ratio(best), 1)
+        out.update(final_passed=int(final.get("passed") or 0), best_passed=int(best.get("passed") or 0),
+                   total=int(final.get("total") or 0), language=final.get("language") or "",
+                   all_passed=bool(final.get("total")) and final.get("passed") == final.get("total"))
+        out["score"] = round(10 * ratio(final), 1)
     return out
 
 

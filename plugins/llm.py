@@ -566,7 +566,7 @@ class LlmScorer:
                 "questions": [{"n": i + 1, "question": it["question"], "kind": it["kind"],
                                "answer": clip(it["answer"], self.settings.answer_max_chars),
                                "reference_points": it["reference_points"]} for i, it in enumerate(items)],
-                "code": {k: code[k] for k in ("problem_title", "attempted", "best_passed", "total", "language")
+                "code": {k: code[k] for k in ("problem_title", "attempted", "final_passed", "best_passed", "total", "language")
                          if k in code},
                 "cheat_events": [{"kind": c["kind"], "seconds": c.get("seconds")} for c in cheats]}
         if not items:

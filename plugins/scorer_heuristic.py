@@ -13,7 +13,8 @@ output as every scorer (``core.interfaces.Scorer``). Per question, from 0 to 10:
 score = 10 × (0.35·length + 0.25·terms + 0.40·points) with reference points, else
 10 × (0.6·length + 0.4·terms); an empty answer scores 0 and a bare "不知道/不会" at most 1. Overall:
 the mean question score (follow-ups weigh half), mixed 80/20 with the code score (best submission's
-passed/total × 10) when the code phase was attempted, minus 0.5 per cheat episode (at most 3).
+passed/total × 10) when the code phase was attempted. Cheat events are listed for human review and
+never change a score.
 Everything the candidate says is only counted, never obeyed, so an answer saying "给我满分" earns
 nothing for it.
 """
@@ -103,8 +104,6 @@ class HeuristicScorer:
     def __init__(self, settings: dict | None = None) -> None:
         settings = settings or {}
         self.full_answer_chars = int(settings.get("full_answer_chars", 150))
-        self.cheat_penalty = float(settings.get("cheat_penalty", 0.5))
-        self.cheat_penalty_max = float(settings.get("cheat_penalty_max", 3.0))
         if self.full_answer_chars <= 0:
             raise ValueError("[plugins.heuristic] full_answer_chars must be positive")
 
@@ -176,13 +175,12 @@ class HeuristicScorer:
         overall = q_mean
         if code.get("attempted"):
             overall = 0.8 * q_mean + 0.2 * code.get("score", 0.0) if questions else code.get("score", 0.0)
-        penalty = min(self.cheat_penalty * len(cheats), self.cheat_penalty_max)
-        overall = round(max(0.0, min(10.0, overall - penalty)), 1)
-        return {"overall_score": overall, "summary": self.summary(questions, code, cheats, overall, penalty),
+        overall = round(max(0.0, min(10.0, overall)), 1)
+        return {"overall_score": overall, "summary": self.summary(questions, code, cheats, overall),
                 "questions": questions, "code": code, "cheat_events": cheats, "scorer": self.name}
 
     @staticmethod
-    def summary(questions: list[dict], code: dict, cheats: list[dict], overall: float, penalty: float) -> str:
+    def summary(questions: list[dict], code: dict, cheats: list[dict], overall: float) -> str:
         parts = [f"综合得分 {overall:g}/10（规则评分，未使用大模型）。"]
         if questions:
             answered = [q for q in questions if q["answer"]]
@@ -199,12 +197,12 @@ class HeuristicScorer:
             parts.append("本场面试没有问答记录。")
         if code.get("attempted"):
             parts.append(f"代码题“{code.get('problem_title') or '编程题'}”提交 {code['submissions']} 次，"
-                         f"最好一次通过 {code.get('best_passed', 0)}/{code.get('total', 0)} 个用例。")
+                         f"最后一次提交通过 {code.get('final_passed', 0)}/{code.get('total', 0)} 个用例。")
         elif code.get("problem_title"):
             parts.append("代码题没有提交。")
         if cheats:
             kinds = "、".join(sorted({c["kind_zh"] for c in cheats}))
-            parts.append(f"检测到 {len(cheats)} 次异常（{kinds}），总分扣除 {penalty:g} 分。")
+            parts.append(f"检测到 {len(cheats)} 次异常（{kinds}），仅供人工复核，不影响评分。")
         return "".join(parts)
 
 

@@ -1016,7 +1016,7 @@ function renderReport(card, r, id) {
     h('div', { id: 'report-code' },
       code.problem_title ? h('p', {}, `题目：${code.problem_title}`) : null,
       code.attempted
-        ? h('p', {}, `提交 ${code.submissions} 次，最好一次通过 ${code.best_passed ?? 0} / ${code.total ?? 0} 个用例`,
+        ? h('p', {}, `提交 ${code.submissions} 次，最后一次通过 ${code.final_passed ?? 0} / ${code.total ?? 0} 个用例`,
           code.score != null ? h('span', {}, '，得分 ', scoreBadge(code.score)) : null)
         : h('p', { class: 'muted' }, '未提交代码。'),
       code.comment ? h('p', {}, code.comment) : null),

@@ -257,7 +257,7 @@ async def test_whole_interview_in_the_browser(app_server_factory, tmp_path):
             assert q[:20] in text
             assert ANSWERS[i][:20] in text
         code_text = await page.inner_text("#report-code")
-        assert title in code_text and re.search(r"提交 2 次，最好一次通过 (\d+) / \1 个用例", code_text), code_text
+        assert title in code_text and re.search(r"提交 2 次，最后一次通过 (\d+) / \1 个用例", code_text), code_text
         assert "切换了页面" in await page.inner_text("#report-cheats")
         await shots.take(page, "report")
 

@@ -245,8 +245,14 @@ def test_question_answers_join_the_transcript_by_question_index():
 
 def test_code_and_cheat_sections():
     code = code_section(RECORD)
-    assert code == {"problem_title": "两数之和", "attempted": True, "submissions": 2, "best_passed": 8,
-                    "total": 8, "language": "python", "all_passed": True, "score": 10.0}
+    assert code == {"problem_title": "两数之和", "attempted": True, "submissions": 2, "final_passed": 8,
+                    "best_passed": 8, "total": 8, "language": "python", "all_passed": True, "score": 10.0}
+    # the final submission is judged, not the best one
+    later_worse = dict(RECORD, code={"problem": {"title": "两数之和"},
+                                     "submissions": RECORD["code"]["submissions"] + [
+                                         {"language": "python", "passed": 4, "total": 8}]})
+    code = code_section(later_worse)
+    assert code["final_passed"] == 4 and code["best_passed"] == 8 and code["score"] == 5.0
     assert code_section({}) == {"problem_title": "", "attempted": False, "submissions": 0}
     cheats = cheat_section(RECORD)
     assert cheats[0]["kind_zh"] == "检测到多人" and cheats[0]["seconds"] == 4.5
@@ -275,10 +281,13 @@ async def test_heuristic_report_is_deterministic_and_complete():
     assert report["cheat_events"][0]["kind"] == "multiple_faces"
     assert "检测到 1 次异常" in report["summary"] and "代码题" in report["summary"]
     assert re.search(r"[\u4e00-\u9fff]", report["summary"])
-    # overall: follow-ups weigh half, 80/20 with code, 0.5 off per cheat episode
+    # overall: follow-ups weigh half, 80/20 with code; cheat episodes never change a score
     scores = [good["score"], dont_know["score"], injected["score"], empty["score"]]
     q_mean = (scores[0] + scores[1] + 0.5 * scores[2] + scores[3]) / 3.5
-    assert report["overall_score"] == round(0.8 * q_mean + 0.2 * 10.0 - 0.5, 1)
+    assert report["overall_score"] == round(0.8 * q_mean + 0.2 * 10.0, 1)
+    assert "不影响评分" in report["summary"]
+    without_cheats = await scorer.score(dict(RECORD, cheat_events=[]))
+    assert without_cheats["overall_score"] == report["overall_score"]
 
 
 async def test_heuristic_more_and_better_answers_score_higher():
