@@ -182,22 +182,29 @@ class EmbeddedMongo:
         return self.uri
 
     async def stop(self, timeout: float = 10.0) -> None:
+        """Close the server's stdin (EOF is its signal to shut down cleanly; its stdin-watching
+        thread must end for the process to exit), then SIGTERM, then SIGKILL as last resorts."""
         proc, self.process = self.process, None
         self.port = None
         if proc is None or proc.returncode is not None:
             return
-        try:
-            proc.send_signal(signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        try:
-            await asyncio.wait_for(proc.wait(), timeout)
-        except asyncio.TimeoutError:
-            proc.kill()
+        if proc.stdin is not None:
+            proc.stdin.close()
+        for action in ("eof", "term", "kill"):
+            try:
+                if action == "term":
+                    proc.send_signal(signal.SIGTERM)
+                elif action == "kill":
+                    proc.kill()
+            except ProcessLookupError:
+                break
+            try:
+                await asyncio.wait_for(proc.wait(), timeout / 2 if action != "kill" else None)
+                break
+            except asyncio.TimeoutError:
+                log.warning("embedded database did not stop after %s; escalating", action)
+        if proc.returncode is None:
             await proc.wait()
-        finally:
-            if proc.stdin is not None:
-                proc.stdin.close()
 
 
 if __name__ == "__main__":
