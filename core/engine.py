@@ -238,8 +238,12 @@ class _PhaseCtx:
         if self._session.speech is not None:
             self._session.speech.set_context(context)
 
-    def background(self, coro, name: str) -> asyncio.Task:
-        return self._session.spawn(coro, name)
+    def background(self, coro, name: str, finish_on_close: bool = False) -> asyncio.Task:
+        task = self._session.spawn(coro, name)
+        if finish_on_close:
+            self._session.must_finish.add(task)
+            task.add_done_callback(self._session.must_finish.discard)
+        return task
 
     async def finish(self) -> None:
         self._session.request_advance()
@@ -258,6 +262,7 @@ class Session:
         self._send_lock = asyncio.Lock()
         self.events: asyncio.Queue = asyncio.Queue()
         self.tasks: set[asyncio.Task] = set()
+        self.must_finish: set[asyncio.Task] = set()
         self.phases: list = []
         self.contexts: list[_PhaseCtx] = []
         self.index = 0
@@ -398,6 +403,8 @@ class Session:
             await asyncio.wait_for(self._drain_events(), 10)
         except asyncio.TimeoutError:
             pass
+        if self.must_finish:
+            await asyncio.wait(list(self.must_finish), timeout=60)
         self.closed = True
         if self.cheat is not None:
             await self.cheat.aclose()

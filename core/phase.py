@@ -51,8 +51,10 @@ class PhaseContext(Protocol):
     def set_asr_context(self, context: AsrContext) -> None:
         """Bias speech recognition towards the current question and the resume's terms."""
 
-    def background(self, coro: Awaitable[Any], name: str) -> None:
-        """Run a task tied to the session (cancelled when the session closes)."""
+    def background(self, coro: Awaitable[Any], name: str, finish_on_close: bool = False) -> None:
+        """Run a task tied to the session. It is cancelled when the session closes, unless
+        ``finish_on_close``: then closing waits for it (up to a minute), so work whose result is
+        stored (a code submission) is not lost when the connection drops."""
 
     async def finish(self) -> None:
         """This phase is done: the engine calls ``on_exit`` and enters the next phase."""

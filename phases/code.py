@@ -310,7 +310,7 @@ class CodePhase:
             finally:
                 if not done.done():
                     done.set_result(None)
-        ctx.background(job(), f"code-submission-{index}")
+        ctx.background(job(), f"code-submission-{index}", finish_on_close=True)
 
     async def _evaluate(self, ctx, index: int, language: str, code: str) -> None:
         problem = self.problem

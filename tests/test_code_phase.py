@@ -71,7 +71,7 @@ class RecordingCtx:
     async def run_blocking(self, fn, *args):
         return fn(*args)
 
-    def background(self, coro, name):
+    def background(self, coro, name, finish_on_close=False):
         task = asyncio.ensure_future(coro)
         self.tasks.append(task)
         return task

@@ -267,3 +267,19 @@ async def test_cheat_detector_hook_reports_one_message_per_episode(store):
     assert any(kind == "cheat" for _, kind, _ in plugin.observed)
     await session.close()
     await engine.close()
+
+
+async def test_a_code_submission_in_flight_is_stored_when_the_connection_drops(store):
+    config = engine_config(engine={"phases": ["code"], "code_runner": "echo", "question_sources": ["scripted"],
+                                   "scorers": ["scripted"]})
+    engine = await start_engine(store, config, HookPlugin(), ManualClock())
+    user_id, resume_id, interview_id = await seed(store)
+    session, client = await open_session(engine, store, user_id, resume_id, interview_id)
+    assert client.of("interview_message", phase="code")
+    await session.handle(ev.CodeSubmit("python", "print(input())"))
+    await asyncio.sleep(0)
+    await session.close()                    # dropped before the result was sent
+    stored = await store.load_interview(user_id, interview_id)
+    assert len(stored["code"]["submissions"]) == 1
+    assert stored["code"]["submissions"][0]["language"] == "python"
+    await engine.close()
