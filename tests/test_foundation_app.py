@@ -28,6 +28,8 @@ async def test_errors_are_json_without_stack_traces(app_server_factory, api_clie
     assert body["msg"] == "服务器内部错误" and "secret internal detail" not in r.text and "RuntimeError" not in r.text
     r = await client.post("/users/resume/", content=b"\xff\xfe not utf-8")
     assert_error(r, 400)
+    r = await client.post("/users/resume/", content=b"{" + b" " * (server.app.config.REQUEST_MAX_SIZE + 10) + b"}")
+    assert_error(r, 413)
 
 
 async def test_openapi_and_docs(app_server_factory, api_client):
