@@ -88,7 +88,7 @@ class InterviewRepository:
         now = utcnow()
         doc = {"_id": interview_id, "user_id": user_id, **fields,
                "status": "created", "phase": None, "resume_id": None,
-               "questions": [], "cheat_events": [], "code_submissions": [],
+               "questions": [], "cheat_events": [],
                "transcript_count": 0, "created_at": now, "updated_at": now}
         # bucket 0 first: an interview document never exists without its transcript bucket
         await transcripts.insert_one({"_id": bucket_id(interview_id, 0), "interview_id": interview_id,
@@ -111,7 +111,8 @@ class InterviewRepository:
     async def list(self, user_id: str, *, limit: int = 100, offset: int = 0) -> tuple[list[dict], int]:
         col = await self.shards.get(user_shard(user_id))
         total = await col.count_documents({"user_id": user_id})
-        cursor = (col.find({"user_id": user_id}, {"questions": 0, "cheat_events": 0, "code_submissions": 0})
+        projection = {key: 1 for key in (*SUMMARY_FIELDS, "interview_time", "created_at", "updated_at")}
+        cursor = (col.find({"user_id": user_id}, projection)
                   .sort([("created_at", DESCENDING), ("_id", DESCENDING)]).skip(offset).limit(limit))
         return await cursor.to_list(None), total
 

@@ -181,8 +181,14 @@ async def test_store_protocol_transcript_buckets(server, api_client):
     # push of several values and set in one update
     await store.update_interview(iid, set_fields={"phase_state": {"intro": {"done": True}}},
                                  push={"code_submissions": [{"n": 1}, {"n": 2}]})
+    # the engine's dotted paths: nested push, and a field of an array element by position
+    await store.update_interview(iid, set_fields={"code.problem": {"id": "two-sum"}},
+                                 push={"code.submissions": {"passed": 3}, "cheat_events": {"kind": "no_face"}})
+    await store.update_interview(iid, set_fields={"cheat_events.0.ended_at": "2024-03-20T14:32:00Z"})
     loaded = await store.load_interview(client.user_id, iid)
     assert loaded["code_submissions"] == [{"n": 1}, {"n": 2}]
+    assert loaded["code"] == {"problem": {"id": "two-sum"}, "submissions": [{"passed": 3}]}
+    assert loaded["cheat_events"] == [{"kind": "no_face", "ended_at": "2024-03-20T14:32:00Z"}]
     assert loaded["phase_state"] == {"intro": {"done": True}}
     source = await store.load_report_source(iid)
     assert len(source["transcript"]) == total and source["user_id"] == client.user_id
