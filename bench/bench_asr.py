@@ -142,7 +142,8 @@ async def run_stream(vad, asr, scheduler, audio, segs, context_on: bool, delay: 
         fed_at[start + FRAME] = time.monotonic()
     await pipe.drain()
     await pipe.aclose()
-    return events, fed_at, pipe.errors
+    hits = getattr(pipe.asr_stream, "speculative_hits", 0)
+    return events, fed_at, pipe.errors, hits
 
 
 def analyse(events, fed_at, segs):
@@ -162,6 +163,7 @@ def analyse(events, fed_at, segs):
         t_fed = fed_at.get(frame_end)
         if t_fed is not None:
             lat_speech.append(t_final - t_fed)
+            s["latency"] = t_final - t_fed
         prior = [e for e in ends if e <= t_final]
         if prior:
             lat_vad.append(t_final - prior[-1])
@@ -199,7 +201,9 @@ async def run_load(n, vad, asr, scheduler, audio, segs, context_on, settings):
     wall = time.monotonic() - w0
     merged = {"pairs": [], "lat_speech": [], "lat_vad": [], "gaps": [], "n_utts": 0, "n_final": 0,
               "n_partial": 0, "errors": 0}
-    for events, fed_at, errors in results:
+    merged["speculative_hits"] = 0
+    for events, fed_at, errors, hits in results:
+        merged["speculative_hits"] += hits
         r = analyse(events, fed_at, segs)
         for k in ("pairs", "lat_speech", "lat_vad", "gaps"):
             merged[k] += r[k]
@@ -258,7 +262,7 @@ def main() -> int:
         cer = corpus_cer(r["pairs"])
         print("\n== one real-time stream ==")
         for (hyp, ref), s in zip(r["pairs"], segs):
-            print(f"  {s['name']:13s} {hyp}")
+            print(f"  {s['name']:13s} {s.get('latency', float('nan')):5.2f} s  {hyp}")
         print(f"CER of finals                 {cer * 100:.1f} %")
         print(f"utterances / finals / partials {r['n_utts']} / {r['n_final']} / {r['n_partial']}")
         print(f"partial gap median / p95      {statistics.median(r['gaps']) if r['gaps'] else float('nan'):.2f} s"
@@ -266,6 +270,7 @@ def main() -> int:
         print(f"speech end -> final p50 / p95 {pct(r['lat_speech'], 50):.2f} s / {pct(r['lat_speech'], 95):.2f} s")
         print(f"VAD end -> final p50 / p95    {pct(r['lat_vad'], 50):.2f} s / {pct(r['lat_vad'], 95):.2f} s")
         print(f"CPU s per audio s             {r['cpu_per_audio_s']:.3f}")
+        print(f"finals ready before VAD end   {r['speculative_hits']} of {r['n_final']} (speculative decode at pauses)")
         print(f"pipeline errors               {r['errors']}")
         if args.quick:
             return 0
