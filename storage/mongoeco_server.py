@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import sys
+import threading
 
 
 async def main() -> None:
@@ -37,7 +38,8 @@ async def main() -> None:
         finally:
             loop.call_soon_threadsafe(stop.set)
 
-    loop.run_in_executor(None, _watch_stdin)
+    # A daemon thread: a blocked read must not keep the process alive after SIGTERM.
+    threading.Thread(target=_watch_stdin, name="stdin-watch", daemon=True).start()
     print(json.dumps({"port": address.port}), flush=True)
     await stop.wait()
     await server.close()
