@@ -498,7 +498,10 @@ class InterviewRoom {
       t.setRangeText('    ', s, t.selectionEnd, 'end');
     });
     document.addEventListener('visibilitychange', this.onVisibility);
-    this.startMedia().finally(() => this.connect());
+    // media and socket start together: a slow (or never answered) permission prompt must not keep
+    // the candidate from the interview; typed answers work without a microphone
+    this.startMedia();
+    this.connect();
   }
 
   // --- media -----------------------------------------------------------------------------------
@@ -519,6 +522,7 @@ class InterviewRoom {
     if (this.disposed) { this.stopMedia(); return; }
     this.ui.preview.srcObject = this.media;
     this.ui.preview.play().catch(() => {});
+    if (this.streamReady) this.startVideo();     // the socket may have been faster than the camera
     try {
       const src = this.openAudioContext();
       debug.audio.contextRate = this.audioCtx.sampleRate;
@@ -531,10 +535,13 @@ class InterviewRoom {
       const sink = this.audioCtx.createGain();
       sink.gain.value = 0;                       // keep the graph pulled, play nothing
       src.connect(this.worklet).connect(sink).connect(this.audioCtx.destination);
-      if (this.audioCtx.state === 'suspended') await this.audioCtx.resume();
-      this.ui.micStatus.textContent = this.audioCtx.state === 'running' ? '已开启' : '已暂停（点击页面任意处开启）';
-      if (this.audioCtx.state !== 'running') {
-        document.addEventListener('click', () => this.audioCtx && this.audioCtx.resume().then(() => { this.updateMicStatus(); }), { once: true });
+      const ctx = this.audioCtx;
+      ctx.onstatechange = () => { if (this.audioCtx === ctx) this.updateMicStatus(); };
+      this.updateMicStatus();
+      if (ctx.state !== 'running') {
+        // resume() may stay pending (autoplay policy, no output device): never await it
+        ctx.resume().catch(() => {});
+        document.addEventListener('click', () => { if (this.audioCtx === ctx) ctx.resume().catch(() => {}); }, { once: true });
       }
     } catch (e) {
       this.ui.micStatus.textContent = `音频处理初始化失败：${e.message}；仍可使用文字回答`;
@@ -569,22 +576,27 @@ class InterviewRoom {
 
   updateMicStatus() {
     if (!this.audioCtx) return;
-    if (this.muted) this.ui.micStatus.textContent = '已静音';
+    if (this.audioCtx.state !== 'running' && this.audioCtx.state !== 'closed') {
+      this.ui.micStatus.textContent = '音频未启动（点击页面任意处开启）';
+    } else if (this.muted) this.ui.micStatus.textContent = '已静音';
     else if (this.audioStreaming) this.ui.micStatus.textContent = '正在收音';
     else this.ui.micStatus.textContent = '已开启（当前环节不收音）';
   }
 
   speakingPhase() { return this.phase === 'intro' || this.phase === 'question'; }
 
+  socketOpen() { return !!this.ws && this.ws.readyState === WebSocket.OPEN; }
+
+  liveTurn() { return !this.muted && !this.ended && !this.disposed && this.speakingPhase(); }
+
   wantAudio() {
-    return this.streamReady && !this.awaitingResume && !this.muted && !this.ended && this.speakingPhase();
+    return this.liveTurn() && this.streamReady && !this.awaitingResume && this.socketOpen();
   }
 
   holdAudio() {
-    // the socket dropped in the middle of a turn: keep what the candidate says for the resumed
-    // session (sent in order once the server has re-sent the same question)
-    return this.hadStream && (!this.streamReady || this.awaitingResume) && !this.muted && !this.ended
-      && !this.disposed && this.speakingPhase();
+    // the socket dropped (or is closing) in the middle of a turn: keep what the candidate says
+    // for the resumed session (sent in order once the server has re-sent the same question)
+    return this.liveTurn() && this.hadStream && !(this.streamReady && !this.awaitingResume && this.socketOpen());
   }
 
   releaseHeld(send) {

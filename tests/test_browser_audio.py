@@ -65,46 +65,53 @@ async ({rate, seconds, tones, alias}) => {
 """
 
 
+def check_offline_output(got: dict, rate: int) -> dict:
+    """Assert what OFFLINE_JS returned is the exact, band-limited 16 kHz version of its input."""
+    frames = got["frames"]
+    assert frames, f"{rate} Hz: the worklet posted no frames"
+    assert [f["index"] for f in frames] == list(range(len(frames))), "frame indices not contiguous"
+    assert {f["inRate"] for f in frames} == {rate}
+    raw = [base64.b64decode(f["b64"]) for f in frames]
+    assert {len(r) for r in raw} == {1280}, "every frame must be 1 280 bytes (640 samples)"
+    y = np.frombuffer(b"".join(raw), dtype="<i2").astype(np.float64) / 32767.0
+
+    # count: every output whose filter window is inside the input, in whole frames
+    expected = got["n"] * 16000 / rate
+    assert expected - len(y) < 640 + 64, (rate, len(y), expected)
+    assert len(y) <= expected
+
+    # timing and content: y[m] is the in-band tones at t = m / 16 kHz (no delay, no drift)
+    t = np.arange(len(y)) / 16000.0
+    want = sum(a * np.sin(2 * np.pi * f * t) for f, a in TONES)
+    core = slice(200, len(y) - 200)
+    err = y[core] - want[core]
+    snr_db = 10 * np.log10(np.mean(want[core] ** 2) / np.mean(err ** 2))
+    # the 12 kHz tone must not alias into the band (it would land at 4 kHz)
+    spec = np.abs(np.fft.rfft(y[core] * np.hanning(len(y[core]))))
+    freqs = np.fft.rfftfreq(len(y[core]), 1 / 16000)
+    alias_at = 16000 - ALIAS_TONE[0]
+    ref_bin = spec[np.argmin(np.abs(freqs - 1000.0))]
+    alias_bin = spec[np.argmin(np.abs(freqs - alias_at))]
+    alias_db = 20 * np.log10(alias_bin / ref_bin)
+    result = {"samples": len(y), "expected": expected, "snr_db": round(float(snr_db), 1),
+              "alias_db": round(float(alias_db), 1)}
+    assert snr_db > 30, (rate, result)
+    assert alias_db < -40, (rate, result)
+    return result
+
+
+def offline_args(rate: int, seconds: float = 6.0) -> dict:
+    return {"rate": rate, "seconds": seconds, "tones": [list(t) for t in TONES], "alias": list(ALIAS_TONE)}
+
+
 async def test_worklet_resamples_exactly_offline():
     errors: list[str] = []
     results = {}
     async with static_only_server() as base_url, chromium_page(errors=errors) as page:
         await page.goto(base_url + "/")
         for rate in (48000, 44100):
-            seconds = 6.0
-            got = await page.evaluate(OFFLINE_JS, {"rate": rate, "seconds": seconds,
-                                                   "tones": [list(t) for t in TONES],
-                                                   "alias": list(ALIAS_TONE)})
-            frames = got["frames"]
-            assert frames, f"{rate} Hz: the worklet posted no frames"
-            assert [f["index"] for f in frames] == list(range(len(frames))), "frame indices not contiguous"
-            assert {f["inRate"] for f in frames} == {rate}
-            raw = [base64.b64decode(f["b64"]) for f in frames]
-            assert {len(r) for r in raw} == {1280}, "every frame must be 1 280 bytes (640 samples)"
-            y = np.frombuffer(b"".join(raw), dtype="<i2").astype(np.float64) / 32767.0
-
-            # count: every output whose filter window is inside the input, in whole frames
-            expected = got["n"] * 16000 / rate
-            assert expected - len(y) < 640 + 64, (rate, len(y), expected)
-            assert len(y) <= expected
-
-            # timing and content: y[m] is the in-band tones at t = m / 16 kHz (no delay, no drift)
-            t = np.arange(len(y)) / 16000.0
-            want = sum(a * np.sin(2 * np.pi * f * t) for f, a in TONES)
-            core = slice(200, len(y) - 200)
-            err = y[core] - want[core]
-            snr_db = 10 * np.log10(np.mean(want[core] ** 2) / np.mean(err ** 2))
-            # the 12 kHz tone must not alias into the band (it would land at 4 kHz)
-            spec = np.abs(np.fft.rfft(y[core] * np.hanning(len(y[core]))))
-            freqs = np.fft.rfftfreq(len(y[core]), 1 / 16000)
-            alias_at = 16000 - ALIAS_TONE[0]
-            ref_bin = spec[np.argmin(np.abs(freqs - 1000.0))]
-            alias_bin = spec[np.argmin(np.abs(freqs - alias_at))]
-            alias_db = 20 * np.log10(alias_bin / ref_bin)
-            results[rate] = {"samples": len(y), "expected": expected, "snr_db": round(float(snr_db), 1),
-                             "alias_db": round(float(alias_db), 1)}
-            assert snr_db > 30, (rate, snr_db)
-            assert alias_db < -40, (rate, alias_db)
+            got = await page.evaluate(OFFLINE_JS, offline_args(rate))
+            results[rate] = check_offline_output(got, rate)
     (OUTPUT_DIR / "worklet_offline.json").write_text(json.dumps(results, indent=2))
     assert not [e for e in errors if "pageerror" in e], errors
 
