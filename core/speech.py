@@ -44,7 +44,11 @@ DEFAULT_SETTINGS = {
 
 
 class AsrScheduler:
-    """ONE per process: the ASR worker threads shared by all sessions."""
+    """ONE per process: the ASR worker threads shared by all sessions.
+
+    Partials run on at most ``workers - 1`` threads, so a final never waits for partials to
+    finish; a session has at most one partial waiting (a newer one replaces it); partials are not
+    queued while finals wait, nor when the partial lane is busy and as many partials already wait."""
 
     def __init__(self, workers: int = 2) -> None:
         if workers < 1:
@@ -54,6 +58,9 @@ class AsrScheduler:
         self._finals: collections.deque = collections.deque()
         self._partials: dict[Any, tuple] = {}          # key -> (fn, args, future, loop), insertion order
         self._busy = 0
+        self._partials_running = 0
+        # partials may use at most workers-1 threads: one is always free for a final
+        self._partial_lane = max(1, workers - 1)
         self._closed = False
         self._threads = [threading.Thread(target=self._work, name=f"asr-{i}", daemon=True)
                          for i in range(workers)]
@@ -66,17 +73,21 @@ class AsrScheduler:
     def _work(self) -> None:
         while True:
             with self._cv:
-                while not self._closed and not self._finals and not self._partials:
+                while not self._closed and not self._finals and not (
+                        self._partials and self._partials_running < self._partial_lane):
                     self._cv.wait()
                 if self._closed and not self._finals and not self._partials:
                     return
                 if self._finals:
                     fn, args, fut, loop = self._finals.popleft()
                     kind = "final"
-                else:
+                elif self._partials and self._partials_running < self._partial_lane:
                     key = next(iter(self._partials))
                     fn, args, fut, loop = self._partials.pop(key)
                     kind = "partial"
+                    self._partials_running += 1
+                else:          # closed with partials left: they were answered None by close()
+                    return
                 self._busy += 1
             try:
                 if fut.cancelled():
@@ -92,6 +103,8 @@ class AsrScheduler:
             finally:
                 with self._cv:
                     self._busy -= 1
+                    if kind == "partial":
+                        self._partials_running -= 1
                     self._cv.notify_all()
 
     # --- API ----------------------------------------------------------------------------------
@@ -107,8 +120,8 @@ class AsrScheduler:
         return await fut
 
     async def run_partial(self, key: Any, fn: Callable, *args: Any) -> Any:
-        """Run a partial, or return None when it is skipped: while finals are waiting; when every
-        worker is busy and other partials already wait; a newer partial for ``key`` replaces
+        """Run a partial, or return None when it is skipped: while finals are waiting; when the
+        partial lane is busy and other partials already wait; a newer partial for ``key`` replaces
         (coalesces) the one still waiting."""
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
@@ -122,7 +135,7 @@ class AsrScheduler:
             if old is not None:
                 self.stats["partials_coalesced"] += 1
                 old[3].call_soon_threadsafe(_set_result, old[2], None)
-            elif self._busy >= self.workers and len(self._partials) >= self.workers:
+            elif self._partials_running >= self._partial_lane and len(self._partials) >= self._partial_lane:
                 self.stats["partials_skipped"] += 1
                 return None
             self._partials[key] = (fn, args, fut, loop)

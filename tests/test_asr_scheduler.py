@@ -77,3 +77,19 @@ async def test_errors_reach_the_caller_and_close_releases_partials():
         await s.run_final(lambda: 1)
     with pytest.raises(ValueError):
         AsrScheduler(workers=0)
+
+
+async def test_one_worker_stays_free_for_finals():
+    s = AsrScheduler(workers=2)
+    gate, log = threading.Event(), []
+    p1 = asyncio.ensure_future(s.run_partial("a", blocker(gate, log, "pa")))
+    await asyncio.sleep(0.05)
+    p2 = asyncio.ensure_future(s.run_partial("b", work(log, "pb")))     # waits: lane is full
+    await asyncio.sleep(0.1)
+    assert ("run", "pb") not in log
+    t0 = time.monotonic()
+    assert await s.run_final(work(log, "f")) == "f"                     # runs at once on the free worker
+    assert time.monotonic() - t0 < 1.0
+    gate.set()
+    assert await p1 == "pa" and await p2 == "pb"
+    s.close()
