@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from core import events
-from core.events import CodeSubmit, Tick
+from core.events import CodeSubmit, EndAnswer, Tick
 from core.hookspecs import hookimpl
 from core.interfaces import PluginContext, RunLimits, RunOutcome
 
@@ -265,10 +265,15 @@ class CodePhase:
             await self._check_deadline(ctx)
         elif isinstance(event, CodeSubmit):
             await self._submit(ctx, event)
+        elif isinstance(event, EndAnswer):
+            # "回答完毕" in the code phase: the candidate is done before the time is up
+            ctx.state["done_requested"] = True
+            await ctx.save()
+            await self._check_deadline(ctx)
 
     async def _check_deadline(self, ctx) -> None:
         deadline = ctx.state.get("deadline")
-        if deadline is None or ctx.clock.now() < deadline:
+        if not ctx.state.get("done_requested") and (deadline is None or ctx.clock.now() < deadline):
             return
         if self._running is not None and not self._running.done():
             return                      # the submission in flight completes first

@@ -2,7 +2,7 @@
 # Prepare everything mianshi needs, idempotently (a second run takes about a second):
 #   .venv/            Python 3.11 virtual environment: torch==2.13.0 (CPU) first, then requirements/*.txt
 #   .venv-mongoeco/   Python >= 3.13 virtual environment with mongoeco[wire]==4.11.0 (embedded database)
-#   bubblewrap, chromium   (code sandbox, browser tests) from apt when missing and running as root
+#   bubblewrap, chromium, firefox-esr, fonts-wqy-microhei   (code sandbox, browser tests) from apt when missing and running as root
 # Environment: MIANSHI_PYTHON311 (interpreter for .venv), MIANSHI_MONGOECO_PYTHON (>= 3.13),
 # MIANSHI_SKIP_APT=1 (do not touch apt), MONGODB_URI (then the embedded database is optional).
 set -euo pipefail
@@ -19,6 +19,8 @@ say() { echo "bootstrap: $*" >&2; }
 missing=()
 command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v firefox-esr >/dev/null 2>&1 || command -v firefox >/dev/null 2>&1 || missing+=(firefox-esr)
+[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing+=(fonts-wqy-microhei)   # Chinese in screenshots
 if [ "${#missing[@]}" -gt 0 ]; then
     if [ "${MIANSHI_SKIP_APT:-0}" != "1" ] && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
         say "installing ${missing[*]} with apt-get"

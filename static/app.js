@@ -480,8 +480,9 @@ class InterviewRoom {
             el('textarea', 'code-editor', { class: 'editor', spellcheck: 'false', autocomplete: 'off' }),
             h('div', { class: 'row', style: 'margin-top: .5rem' },
               el('button', 'submit-code', { type: 'button', onclick: () => this.submitCode() }, '提交代码'),
+              el('button', 'finish-code', { type: 'button', class: 'secondary', onclick: () => this.finishCode() }, '完成代码题'),
               el('span', 'code-timer', { class: 'muted' }),
-              h('span', { class: 'muted' }, '时间内可多次提交，以最后一次为准；时间到后自动结束面试。')),
+              h('span', { class: 'muted' }, '时间内可多次提交，以最后一次为准；点击“完成代码题”或时间到后结束面试。')),
             el('div', 'code-result')),
           h('div', { class: 'card' }, h('h2', {}, '实时转写'),
             el('div', 'transcript', { class: 'transcript' }, el('div', 'partial', { class: 'partial' }))),
@@ -891,6 +892,12 @@ class InterviewRoom {
     };
     tick();
     this.codeTimer = setInterval(tick, 1000);
+  }
+
+  finishCode() {
+    if (!window.confirm('确定完成代码题并结束面试吗？')) return;
+    if (this.send({ type: 'end_answer' })) this.ui.finishCode.disabled = true;
+    else this.showError('连接已断开，正在重连，请稍后再试');
   }
 
   submitCode() {

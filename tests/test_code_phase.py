@@ -12,7 +12,7 @@ import pytest
 
 from core import events
 from core.clock import ManualClock
-from core.events import CodeSubmit, Tick
+from core.events import CodeSubmit, EndAnswer, Tick
 from core.interfaces import PluginContext
 from phases.code import TEXT_BUSY, TEXT_TIME_UP, CodePhaseFactory
 from plugins.sandbox_bwrap import BubblewrapRunner
@@ -272,3 +272,15 @@ async def test_unavailable_sandbox_keeps_the_code_and_says_so(tmp_path):
     assert result["passed"] == 0 and "沙箱" in result["text"]
     (sub,) = ctx.submissions()
     assert sub["code"] == "print(1)" and "sandbox unavailable" in sub["error"]
+
+
+async def test_end_answer_finishes_the_code_phase_early(runner):
+    clock = ManualClock()
+    phase, ctx = make_phase(), RecordingCtx(runner, clock)
+    await phase.on_enter(ctx)
+    await phase.on_event(ctx, CodeSubmit("python", "import time\ntime.sleep(0.3)\nprint(-1)"))
+    await phase.on_event(ctx, EndAnswer())
+    assert ctx.finished == 0                  # the submission in flight completes first
+    await ctx.settle()
+    await phase.on_event(ctx, Tick(clock.now()))
+    assert ctx.finished == 1 and len(ctx.submissions()) == 1
