@@ -14,6 +14,7 @@ so a test can drive ``server.app.ctx.engine`` and a ``ManualClock`` directly.
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 import sys
 import uuid
@@ -107,6 +108,14 @@ async def start_app_server(config_overrides: dict | None = None, *, clock=None, 
                      _server=server)
 
 
+@functools.lru_cache(maxsize=1)
+def shared_whisper_model_dir() -> str:
+    """The Whisper model prepared once in the checkout's ./data (as scripts/bootstrap.sh does), so
+    that every test app does not join 140 MB into its own data directory and load its own copy."""
+    from plugins.asr_whisper import prepare_model
+    return str(prepare_model(ROOT / "data"))
+
+
 @pytest_asyncio.fixture
 async def app_server_factory(mongo_uri, tmp_path):
     """``await app_server_factory(overrides=None, *, clock=None, extra_plugins=(), data_dir=None,
@@ -122,7 +131,8 @@ async def app_server_factory(mongo_uri, tmp_path):
         storage = {"database": database or f"t_{uuid.uuid4().hex[:12]}"}
         if not embedded:
             storage["mongodb_uri"] = mongo_uri
-        base = {"storage": storage, "server": {"data_dir": str(data_dir or tmp_path / "data")}}
+        base = {"storage": storage, "server": {"data_dir": str(data_dir or tmp_path / "data")},
+                "plugins": {"whisper": {"model_dir": shared_whisper_model_dir()}}}
         server = await start_app_server(deep_merge(base, overrides or {}), clock=clock,
                                         extra_plugins=extra_plugins, prepare=prepare)
         started.append(server)
