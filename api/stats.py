@@ -17,7 +17,7 @@ async def stats(request):
     speech = [s.speech for s in engine.sessions.values() if s.speech is not None]
     return json({"success": True, "sessions": len(engine.sessions), "rss_bytes": rss_bytes(),
                  "loop": app.ctx.loop_monitor.snapshot(),
-                 "asr": engine.asr_scheduler.stats() if hasattr(engine.asr_scheduler, "stats") else None,
+                 "asr": dict(engine.asr_scheduler.stats) if engine.asr_scheduler is not None else None,
                  "speech_streams": len(speech)})
 
 

@@ -165,3 +165,22 @@ async def test_silence_rule_over_the_socket_with_an_injected_clock(app_server_fa
     msgs = await recv_until(ws, lambda m: m.get("question_index") == 1, timeout=10)
     assert msgs[0]["text"] == "自我介绍结束，下面开始问问题。"
     await ws.close()
+
+
+async def test_operator_listings(app_server_factory, api_client):
+    server = await app_server_factory(LIGHT)
+    client = await api_client(server)
+    resume_id = await client.create_resume()
+    interview_id = await client.create_interview()
+    ws = await connect(server, client.token)
+    await create_stream(ws, interview_id, resume_id)
+    await recv(ws)
+    stats = (await client.get("/-/stats")).json()
+    assert stats["sessions"] == 1 and stats["rss_bytes"] > 10 * 2**20
+    assert stats["loop"]["samples"] > 0 and stats["loop"]["lag_ms_p99"] >= 0
+    listing = (await client.get("/-/plugins")).json()
+    by_name = {p["name"]: p for p in listing["plugins"]}
+    assert "register_phases" in by_name["phases.intro"]["hooks"] and by_name["phases.intro"]["builtin"]
+    assert {"kind": "question_source", "name": "bank", "active": True} in by_name["plugins.question_bank"]["registered"]
+    assert listing["active"]["phase"] == ["intro", "question"]
+    await ws.close()
