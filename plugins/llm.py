@@ -411,7 +411,8 @@ def _unique_questions(questions: list[dict]) -> list[dict]:
 
 
 # --- the question source --------------------------------------------------------------------------
-class LlmQuestionSource:
+class _LlmPlugin:
+    """What the question source and the scorer share: one client per configuration."""
     name = "llm"
 
     def __init__(self, client: LlmClient) -> None:
@@ -419,7 +420,7 @@ class LlmQuestionSource:
         self.settings = client.settings
 
     @classmethod
-    def from_context(cls, ctx: PluginContext) -> "LlmQuestionSource":
+    def from_context(cls, ctx: PluginContext):
         return cls(shared_client(ctx))
 
     async def aclose(self) -> None:
@@ -429,6 +430,8 @@ class LlmQuestionSource:
     def available(self) -> bool:
         return self.client.configured
 
+
+class LlmQuestionSource(_LlmPlugin):
     def questions_schema(self, count: int) -> dict:
         return {
             "type": "object",
@@ -518,24 +521,7 @@ class LlmQuestionSource:
 
 
 # --- the scorer -----------------------------------------------------------------------------------
-class LlmScorer:
-    name = "llm"
-
-    def __init__(self, client: LlmClient) -> None:
-        self.client = client
-        self.settings = client.settings
-
-    @classmethod
-    def from_context(cls, ctx: PluginContext) -> "LlmScorer":
-        return cls(shared_client(ctx))
-
-    async def aclose(self) -> None:
-        await self.client.aclose()
-
-    @property
-    def available(self) -> bool:
-        return self.client.configured
-
+class LlmScorer(_LlmPlugin):
     def report_schema(self, count: int) -> dict:
         s = self.settings
         text = lambda n: {"type": "string", "maxLength": n}  # noqa: E731
