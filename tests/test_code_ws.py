@@ -17,6 +17,7 @@ import websockets
 from core.clock import ManualClock
 from phases.code import ProblemBank
 from plugins.sandbox_bwrap import BubblewrapRunner
+from ws_support import Inbox
 
 SOLUTIONS = Path(__file__).resolve().parent / "code_solutions"
 AUDIO = Path(__file__).resolve().parent.parent.parent / "shared" / "audio" / "zh"
@@ -28,34 +29,6 @@ CONFIG = {"engine": {"phases": ["intro", "question", "code"], "vad": "", "asr": 
                       "question": {"max_follow_ups": 0}}}
 
 pytestmark = pytest.mark.skipif(BubblewrapRunner({}).check() is not None, reason="bubblewrap cannot run here")
-
-
-class Inbox:
-    def __init__(self, ws) -> None:
-        self.ws = ws
-        self.messages: list[dict] = []
-        self.changed = asyncio.Event()
-        self.task = asyncio.ensure_future(self._read())
-
-    async def _read(self):
-        try:
-            async for raw in self.ws:
-                self.messages.append(json.loads(raw))
-                self.changed.set()
-        except websockets.ConnectionClosed:
-            pass
-
-    async def wait_for(self, predicate, timeout=60.0, start=0) -> dict:
-        async def loop():
-            seen = start
-            while True:
-                for m in self.messages[seen:]:
-                    if predicate(m):
-                        return m
-                seen = len(self.messages)
-                self.changed.clear()
-                await self.changed.wait()
-        return await asyncio.wait_for(loop(), timeout)
 
 
 async def open_session(server, client, interview_id, resume_id):

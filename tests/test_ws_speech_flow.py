@@ -14,6 +14,7 @@ import websockets
 
 from core.clock import ManualClock
 from plugins._speech_util import cer
+from ws_support import Inbox
 
 AUDIO = Path(__file__).resolve().parent.parent.parent / "shared" / "audio" / "zh"
 FLOW = {"engine": {"phases": ["intro", "question", "code"], "question_sources": ["bank"]},
@@ -45,34 +46,6 @@ async def stream(ws, data: bytes, pace: bool = True) -> None:
         await ws.send(frame)
         if pace:
             await asyncio.sleep(max(0.0, start + (i + 1) * 0.04 - time.monotonic()))
-
-
-class Inbox:
-    def __init__(self, ws) -> None:
-        self.ws = ws
-        self.messages: list[dict] = []
-        self.task = asyncio.create_task(self._read())
-        self.changed = asyncio.Event()
-
-    async def _read(self):
-        async for raw in self.ws:
-            self.messages.append(json.loads(raw))
-            self.changed.set()
-
-    async def wait_for(self, predicate, timeout=60.0) -> dict:
-        async def loop():
-            seen = 0
-            while True:
-                for m in self.messages[seen:]:
-                    if predicate(m):
-                        return m
-                seen = len(self.messages)
-                self.changed.clear()
-                await self.changed.wait()
-        return await asyncio.wait_for(loop(), timeout)
-
-    def of(self, mtype, **match):
-        return [m for m in self.messages if m["type"] == mtype and all(m.get(k) == v for k, v in match.items())]
 
 
 async def start(server, client, resume_id, interview_id):
