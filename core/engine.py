@@ -83,7 +83,7 @@ class Engine:
         self.executor = ThreadPoolExecutor(max_workers=int(self.engine_cfg.get("blocking_workers", 4)),
                                            thread_name_prefix="mianshi-blocking")
         self.sessions: dict[str, Session] = {}
-        self._open_locks: dict[str, asyncio.Lock] = {}
+        self._open_locks: dict[str, tuple[asyncio.Lock, int]] = {}   # interview id -> (lock, users)
         self.started = False
 
     # -- building ---------------------------------------------------------------------------------
@@ -176,27 +176,40 @@ class Engine:
 
     # -- sessions ---------------------------------------------------------------------------------
     async def open_session(self, user_id: str, request: ev.CreateStream, send: Send) -> "Session":
-        lock = self._open_locks.setdefault(request.interview_id, asyncio.Lock())
-        async with lock:
-            existing = self.sessions.get(request.interview_id)
-            if existing is not None:
-                if existing.user_id != user_id:
-                    raise SessionError("面试不存在或无权访问", "interview_id")
-                await existing.close(takeover=True)
-            interview = await self.store.load_interview(user_id, request.interview_id)
-            if interview is None:
+        iid = request.interview_id
+        lock, users = self._open_locks.get(iid, (None, 0))
+        lock = lock or asyncio.Lock()
+        self._open_locks[iid] = (lock, users + 1)
+        try:
+            async with lock:
+                return await self._open_session_locked(user_id, request, send)
+        finally:
+            lock, users = self._open_locks[iid]
+            if users <= 1:
+                del self._open_locks[iid]          # no entry outlives the calls using it
+            else:
+                self._open_locks[iid] = (lock, users - 1)
+
+    async def _open_session_locked(self, user_id: str, request: ev.CreateStream, send: Send) -> "Session":
+        existing = self.sessions.get(request.interview_id)
+        if existing is not None:
+            if existing.user_id != user_id:
                 raise SessionError("面试不存在或无权访问", "interview_id")
-            resume = await self.store.load_resume(user_id, request.resume_id)
-            if resume is None:
-                raise SessionError("简历不存在或无权访问", "resume_id")
-            bound = interview.get("resume_id")
-            if bound is not None and int(bound) != request.resume_id:
-                raise SessionError(f"该面试已使用简历 {bound} 开始，不能更换简历", "resume_id")
-            if interview.get("status") == "finished":
-                raise SessionError("该面试已结束，请查看面试报告", "interview_id")
-            session = Session(self, user_id, interview, resume, send)
-            self.sessions[request.interview_id] = session
-            return session
+            await existing.close(takeover=True)
+        interview = await self.store.load_interview(user_id, request.interview_id)
+        if interview is None:
+            raise SessionError("面试不存在或无权访问", "interview_id")
+        resume = await self.store.load_resume(user_id, request.resume_id)
+        if resume is None:
+            raise SessionError("简历不存在或无权访问", "resume_id")
+        bound = interview.get("resume_id")
+        if bound is not None and int(bound) != request.resume_id:
+            raise SessionError(f"该面试已使用简历 {bound} 开始，不能更换简历", "resume_id")
+        if interview.get("status") == "finished":
+            raise SessionError("该面试已结束，请查看面试报告", "interview_id")
+        session = Session(self, user_id, interview, resume, send)
+        self.sessions[request.interview_id] = session
+        return session
 
     def _forget(self, session: "Session") -> None:
         if self.sessions.get(session.interview_id) is session:
@@ -426,8 +439,6 @@ class Session:
             await self.speech.drain()
 
     async def _drain_events(self) -> None:
-        while not self.events.empty():
-            await asyncio.sleep(0.01)
         await self.events.join()
 
     # -- inputs -------------------------------------------------------------------------------------

@@ -18,13 +18,12 @@ from core.events import EndAnswer, SpeechEnded, SpeechStarted, TextAnswer, Tick,
 class Turn:
     silence_seconds: float
     done_phrase: str
-    started_at: float = 0.0
     last_activity: float = 0.0
     speaking: bool = False
     texts: list[str] = field(default_factory=list)
 
     def start(self, now: float) -> None:
-        self.started_at = self.last_activity = now
+        self.last_activity = now
         self.speaking = False
         self.texts = []
 

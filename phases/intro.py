@@ -15,24 +15,24 @@ class IntroPhase:
         self.settings = settings
         self.turn: Turn | None = None
 
-    def _turn(self, ctx) -> Turn:
-        if self.turn is None:
-            self.turn = Turn(float(ctx.timing.get("intro_silence_seconds", 15.0)),
-                             str(ctx.timing.get("done_phrase", "说完了")))
-        return self.turn
+    def _start_turn(self, ctx) -> None:
+        """Bias ASR towards the resume and (re)start the silence timer."""
+        ctx.set_asr_context(AsrContext(question=TEXT_INTRO_START, terms=resume_terms(ctx.resume)))
+        self.turn = Turn(float(ctx.timing.get("intro_silence_seconds", 15.0)),
+                         str(ctx.timing.get("done_phrase", "说完了")))
+        self.turn.start(ctx.clock.now())
 
     async def on_enter(self, ctx) -> None:
-        ctx.set_asr_context(AsrContext(question=TEXT_INTRO_START, terms=resume_terms(ctx.resume)))
-        self._turn(ctx).start(ctx.clock.now())
+        self._start_turn(ctx)
         await ctx.say(TEXT_INTRO_START)
 
     async def on_resume(self, ctx) -> None:
-        ctx.set_asr_context(AsrContext(question=TEXT_INTRO_START, terms=resume_terms(ctx.resume)))
-        turn = self._turn(ctx)
-        turn.start(ctx.clock.now())
+        self._start_turn(ctx)
 
     async def on_event(self, ctx, event) -> None:
-        reason = self._turn(ctx).feed(event, ctx.clock.now())
+        if self.turn is None:
+            return
+        reason = self.turn.feed(event, ctx.clock.now())
         if reason:
             ctx.state["ended_by"] = reason
             await ctx.finish()

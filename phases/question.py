@@ -103,17 +103,19 @@ class QuestionPhase:
             await ctx.save()
 
     # -- asking ----------------------------------------------------------------------------------
-    def _new_turn(self, ctx) -> Turn:
-        return Turn(float(ctx.timing.get("answer_silence_seconds", 15.0)),
-                    str(ctx.timing.get("done_phrase", "说完了")))
+    def _start_turn(self, ctx) -> Question:
+        """Bias ASR towards the current question and start timing its answer."""
+        question = _question_from_dict(ctx.state["plan"][ctx.state["index"]])
+        ctx.set_asr_context(AsrContext(question=question.text, terms=resume_terms(ctx.resume)))
+        self.turn = Turn(float(ctx.timing.get("answer_silence_seconds", 15.0)),
+                         str(ctx.timing.get("done_phrase", "说完了")))
+        self.turn.start(ctx.clock.now())
+        return question
 
     async def _ask(self, ctx) -> None:
         plan = ctx.state["plan"]
         index = ctx.state["index"]
-        question = _question_from_dict(plan[index])
-        ctx.set_asr_context(AsrContext(question=question.text, terms=resume_terms(ctx.resume)))
-        self.turn = self._new_turn(ctx)
-        self.turn.start(ctx.clock.now())
+        question = self._start_turn(ctx)
         await ctx.say(question.text, question_index=index + 1, total=len(plan), question=question)
 
     async def on_enter(self, ctx) -> None:
@@ -129,10 +131,7 @@ class QuestionPhase:
         if ctx.state.get("index", 0) >= len(ctx.state["plan"]):
             await ctx.finish()
             return
-        question = _question_from_dict(ctx.state["plan"][ctx.state["index"]])
-        ctx.set_asr_context(AsrContext(question=question.text, terms=resume_terms(ctx.resume)))
-        self.turn = self._new_turn(ctx)
-        self.turn.start(ctx.clock.now())
+        self._start_turn(ctx)
         self.turn.texts = list(ctx.state.get("answer_so_far", []))
 
     async def on_event(self, ctx, event) -> None:

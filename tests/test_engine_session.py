@@ -181,6 +181,7 @@ async def test_a_second_connection_takes_over_the_first(store):
     assert old.closed and not new.closed
     assert "新的连接" in old_client.of("error")[-1]["text"]
     assert new_client.texts() == ["请开始自我介绍吧"]
+    assert engine._open_locks == {}           # per-interview locks do not outlive the calls
     await new.close()
     await engine.close()
 
