@@ -238,6 +238,7 @@ def main() -> int:
     ap.add_argument("--no-context", action="store_true", help="no question/resume biasing")
     ap.add_argument("--quick", action="store_true", help="one stream only, no load sweep")
     ap.add_argument("--max-streams", type=int, default=6)
+    ap.add_argument("--min-streams", type=int, default=2, help="first load level of the sweep")
     ap.add_argument("--gap", type=float, default=1.5, help="silence between recordings (s)")
     ap.add_argument("--files", nargs="*", help="subset of recordings (names without .wav)")
     ap.add_argument("--workers", type=int, default=2, help="AsrScheduler workers")
@@ -272,21 +273,27 @@ def main() -> int:
         print(f"CPU s per audio s             {r['cpu_per_audio_s']:.3f}")
         print(f"finals ready before VAD end   {r['speculative_hits']} of {r['n_final']} (speculative decode at pauses)")
         print(f"pipeline errors               {r['errors']}")
+        print(f"scheduler                     {scheduler.stats}")
+        print("worker seconds by kind        " + ", ".join(f"{k} {v:.1f}" for k, v in scheduler.busy_seconds.items()))
         if args.quick:
             return 0
         print("\n== simultaneous real-time streams (target: speech end -> final p95 <= 1.5 s) ==")
         print(" N   final p95 (speech end)   VAD end p95   partial gap med   CER    CPU/audio s")
         best = 1 if pct(r["lat_speech"], 95) <= 1.5 else 0
-        for n in range(2, args.max_streams + 1):
+        for n in range(max(2, args.min_streams), args.max_streams + 1):
             scheduler.stats = {k: 0 for k in scheduler.stats}
+            scheduler.busy_seconds = {k: 0.0 for k in scheduler.busy_seconds}
             rn = asyncio.run(run_load(n, vad, asr, scheduler, audio, segs, not args.no_context,
                                       speech_settings))
             p95 = pct(rn["lat_speech"], 95)
             print(f"{n:2d}   {p95:8.2f} s               {pct(rn['lat_vad'], 95):6.2f} s"
                   f"      {statistics.median(rn['gaps']) if rn['gaps'] else float('nan'):6.2f} s"
                   f"      {corpus_cer(rn['pairs']) * 100:4.1f} %  {rn['cpu_per_audio_s']:.3f}"
-                  f"   (partials skipped {scheduler.stats['partials_skipped']},"
-                  f" coalesced {scheduler.stats['partials_coalesced']})")
+                  f"   (partials run {scheduler.stats['partials_run']} skipped {scheduler.stats['partials_skipped']};"
+                  f" pre-finals run {scheduler.stats['prefinals_run']} withdrawn"
+                  f" {scheduler.stats['prefinals_withdrawn']} skipped {scheduler.stats['prefinals_skipped']};"
+                  f" finals {scheduler.stats['finals']}; hits {rn['speculative_hits']}; worker s "
+                  + "/".join(f"{v:.0f}" for v in scheduler.busy_seconds.values()) + ")")
             if p95 <= 1.5:
                 best = n
             else:

@@ -1,9 +1,11 @@
 """The per-session speech pipeline: audio frames -> VAD -> partial and final transcripts.
 
 ``AsrScheduler`` (one per process) owns the ASR worker threads and decides what runs: finals are
-queued ahead of partials and always run; a session has at most one partial waiting, and a partial
-is skipped when finals are waiting or the workers are busy, so under load the partial cadence
-degrades first and finals never wait behind partials.
+queued ahead of everything and always run; then "pre-finals" (the final decoded speculatively at
+a pause, so that it is ready when the VAD ends the utterance); then partials. A session has at most
+one pre-final and one partial waiting; both are skipped when finals are waiting, and partials also
+when the workers are busy, so under load the partial cadence degrades first and finals never wait
+behind partials.
 
 ``SpeechPipeline`` (one per session) takes validated s16le frames from the engine (``feed`` returns
 at once; frames go through an internal bounded queue to a worker task, never dropped), runs the VAD,
@@ -18,6 +20,7 @@ import collections
 import itertools
 import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Awaitable, Callable
 
@@ -37,8 +40,9 @@ DEFAULT_SETTINGS = {
     "preroll_s": 2.0,              # audio kept before the utterance start (the VAD looks back)
     "queue_frames": 500,           # bounded frame queue; feed() waits when it is full
     "max_utterance_s": 60.0,       # forced final beyond this (the VAD usually cuts earlier)
-    "pause_partial_s": 0.45,       # an extra partial once the speaker has paused this long: it lets
-                                   # a piecewise ASR finish the phrase before the VAD ends the utterance
+    "pause_partial_s": 0.25,       # once the speaker has paused this long the utterance so far is
+                                   # decoded as its final would be (ASR streams with prepare_final),
+                                   # else an extra partial: the final is ready when the VAD ends it
     "pause_rel_db": 30.0,          # a 10 ms frame this far below the utterance's loudest is quiet
 }
 
@@ -46,9 +50,12 @@ DEFAULT_SETTINGS = {
 class AsrScheduler:
     """ONE per process: the ASR worker threads shared by all sessions.
 
-    Partials run on at most ``workers - 1`` threads, so a final never waits for partials to
-    finish; a session has at most one partial waiting (a newer one replaces it); partials are not
-    queued while finals wait, nor when the partial lane is busy and as many partials already wait."""
+    Order: finals, then pre-finals (any worker), then partials. A partial starts only while
+    fewer than ``workers - 1`` workers are busy with anything, so a final never waits for
+    partials to finish and, under load, partials are the work that stops. A session has at most
+    one partial and one pre-final waiting (a newer one replaces it); partials are not queued
+    while finals or pre-finals wait, nor when the workers are busy and as many partials already
+    wait; pre-finals are not queued while finals wait."""
 
     def __init__(self, workers: int = 2) -> None:
         if workers < 1:
@@ -56,10 +63,13 @@ class AsrScheduler:
         self.workers = workers
         self._cv = threading.Condition()
         self._finals: collections.deque = collections.deque()
+        self._prefinals: dict[Any, tuple] = {}         # key -> (fn, args, future, loop), insertion order
         self._partials: dict[Any, tuple] = {}          # key -> (fn, args, future, loop), insertion order
         self._busy = 0
         self._partials_running = 0
-        # partials may use at most workers-1 threads: one is always free for a final
+        # a partial starts only while at least one other worker stays idle (any work counts, not
+        # just partials): a final or pre-final always finds a free worker, and under load - when
+        # finals and pre-finals keep the workers busy - partials simply stop
         self._partial_lane = max(1, workers - 1)
         self._closed = False
         self._threads = [threading.Thread(target=self._work, name=f"asr-{i}", daemon=True)
@@ -67,21 +77,27 @@ class AsrScheduler:
         for t in self._threads:
             t.start()
         self._vad_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vad")
-        self.stats = {"finals": 0, "partials_run": 0, "partials_skipped": 0, "partials_coalesced": 0}
+        self.stats = {"finals": 0, "prefinals_run": 0, "prefinals_skipped": 0, "prefinals_withdrawn": 0,
+                      "partials_run": 0, "partials_skipped": 0, "partials_coalesced": 0}
+        self.busy_seconds = {"final": 0.0, "prefinal": 0.0, "partial": 0.0}   # worker time by kind
 
     # --- worker threads -----------------------------------------------------------------------
     def _work(self) -> None:
         while True:
             with self._cv:
-                while not self._closed and not self._finals and not (
-                        self._partials and self._partials_running < self._partial_lane):
+                while not self._closed and not self._finals and not self._prefinals and not (
+                        self._partials and self._busy < self._partial_lane):
                     self._cv.wait()
                 if self._closed and not self._finals and not self._partials:
                     return
                 if self._finals:
                     fn, args, fut, loop = self._finals.popleft()
                     kind = "final"
-                elif self._partials and self._partials_running < self._partial_lane:
+                elif self._prefinals:
+                    key = next(iter(self._prefinals))
+                    fn, args, fut, loop = self._prefinals.pop(key)
+                    kind = "prefinal"
+                elif self._partials and self._busy < self._partial_lane:
                     key = next(iter(self._partials))
                     fn, args, fut, loop = self._partials.pop(key)
                     kind = "partial"
@@ -89,6 +105,7 @@ class AsrScheduler:
                 else:          # closed with partials left: they were answered None by close()
                     return
                 self._busy += 1
+            t0 = time.perf_counter()
             try:
                 if fut.cancelled():
                     continue
@@ -99,7 +116,8 @@ class AsrScheduler:
                 else:
                     loop.call_soon_threadsafe(_set_result, fut, result)
                 with self._cv:
-                    self.stats["finals" if kind == "final" else "partials_run"] += 1
+                    self.stats[{"final": "finals", "prefinal": "prefinals_run"}.get(kind, "partials_run")] += 1
+                    self.busy_seconds[kind] += time.perf_counter() - t0
             finally:
                 with self._cv:
                     self._busy -= 1
@@ -128,14 +146,14 @@ class AsrScheduler:
         with self._cv:
             if self._closed:
                 return None
-            if self._finals:
+            if self._finals or self._prefinals:
                 self.stats["partials_skipped"] += 1
                 return None
             old = self._partials.pop(key, None)
             if old is not None:
                 self.stats["partials_coalesced"] += 1
                 old[3].call_soon_threadsafe(_set_result, old[2], None)
-            elif self._partials_running >= self._partial_lane and len(self._partials) >= self._partial_lane:
+            elif self._busy >= self._partial_lane and len(self._partials) >= self._partial_lane:
                 self.stats["partials_skipped"] += 1
                 return None
             self._partials[key] = (fn, args, fut, loop)
@@ -149,6 +167,42 @@ class AsrScheduler:
                     del self._partials[key]
             raise
 
+    async def run_prefinal(self, key: Any, fn: Callable, *args: Any) -> Any:
+        """Decode an utterance's final ahead of time (at a pause), or return None when skipped:
+        while finals are waiting, or when withdrawn (``withdraw_prefinal``) before it started.
+        Runs after finals and before partials, on any worker; a newer request for ``key``
+        replaces the one still waiting."""
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        with self._cv:
+            if self._closed:
+                return None
+            if self._finals:
+                self.stats["prefinals_skipped"] += 1
+                return None
+            old = self._prefinals.pop(key, None)
+            if old is not None:
+                self.stats["prefinals_withdrawn"] += 1
+                old[3].call_soon_threadsafe(_set_result, old[2], None)
+            self._prefinals[key] = (fn, args, fut, loop)
+            self._cv.notify()
+        try:
+            return await fut
+        except asyncio.CancelledError:
+            self.withdraw_prefinal(key, fut)
+            raise
+
+    def withdraw_prefinal(self, key: Any, fut: asyncio.Future | None = None) -> bool:
+        """Drop ``key``'s pre-final if it has not started (its caller gets None). True if dropped."""
+        with self._cv:
+            cur = self._prefinals.get(key)
+            if cur is None or (fut is not None and cur[2] is not fut):
+                return False
+            del self._prefinals[key]
+            self.stats["prefinals_withdrawn"] += 1
+        cur[3].call_soon_threadsafe(_set_result, cur[2], None)
+        return True
+
     async def run_vad(self, fn: Callable, *args: Any) -> Any:
         """Cheap blocking VAD calls, on their own thread (never behind ASR work)."""
         return await asyncio.get_running_loop().run_in_executor(self._vad_pool, fn, *args)
@@ -161,9 +215,10 @@ class AsrScheduler:
     def close(self) -> None:
         with self._cv:
             self._closed = True
-            for key, (_, _, fut, loop) in list(self._partials.items()):
+            for key, (_, _, fut, loop) in [*self._partials.items(), *self._prefinals.items()]:
                 loop.call_soon_threadsafe(_set_result, fut, None)
             self._partials.clear()
+            self._prefinals.clear()
             self._cv.notify_all()
         self._vad_pool.shutdown(wait=False, cancel_futures=True)
 
@@ -180,7 +235,8 @@ def _set_exception(fut: asyncio.Future, exc: BaseException) -> None:
 
 class _Utterance:
     __slots__ = ("uid", "start", "chunks", "length", "last_partial_len", "partial_task",
-                 "last_partial_text", "ended", "peak_db", "quiet_samples", "pause_done")
+                 "last_partial_text", "ended", "peak_db", "quiet_samples", "pause_done", "prefinal_task",
+                 "shown_len")
 
     def __init__(self, uid: int, start: int) -> None:
         self.uid = uid
@@ -194,6 +250,8 @@ class _Utterance:
         self.peak_db = -120.0
         self.quiet_samples = 0             # trailing quiet audio
         self.pause_done = False            # the pause partial for the current pause was asked
+        self.prefinal_task: asyncio.Task | None = None
+        self.shown_len = 0                 # audio length behind the last partial shown
 
     def audio(self) -> np.ndarray:
         if len(self.chunks) > 1:
@@ -277,7 +335,7 @@ class SpeechPipeline:
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
         for t in list(self._tasks):
-            if self._utt is not None and t is self._utt.partial_task:
+            if self._utt is not None and t in (self._utt.partial_task, self._utt.prefinal_task):
                 t.cancel()
         if self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
@@ -313,9 +371,13 @@ class SpeechPipeline:
         self._hist_len += pcm.size
         self._total += pcm.size
         if self._utt is not None:
-            self._utt.chunks.append(pcm)
-            self._utt.length += pcm.size
-            self._track_pause(self._utt, pcm)
+            utt = self._utt
+            utt.chunks.append(pcm)
+            utt.length += pcm.size
+            self._track_pause(utt, pcm)
+            if utt.quiet_samples < pcm.size and utt.prefinal_task is not None and not utt.prefinal_task.done():
+                # speech again: a pre-final still waiting for a worker would decode stale audio
+                self.scheduler.withdraw_prefinal(self.key)
         else:
             keep = int(float(self.settings["preroll_s"]) * SAMPLE_RATE)
             while self._hist and self._hist_len - self._hist[0].size >= keep:
@@ -391,6 +453,12 @@ class SpeechPipeline:
     async def _final(self, utt: _Utterance, audio: np.ndarray, end: int, context: AsrContext,
                      prev: asyncio.Task | None) -> None:
         try:
+            pre = utt.prefinal_task
+            if pre is not None and not pre.done():
+                # a decode of this speech started at the last pause: if it has not started yet it
+                # is dropped (the final does the work); if it is running, its result is reused
+                self.scheduler.withdraw_prefinal(self.key)
+                await asyncio.gather(pre, return_exceptions=True)
             try:
                 text = await self.scheduler.run_final(self.asr_stream.final, audio, context)
             except Exception as exc:
@@ -410,8 +478,6 @@ class SpeechPipeline:
         utt = self._utt
         if utt is None or self._closed:
             return
-        if utt.partial_task is not None and not utt.partial_task.done():
-            return
         if self._finals_pending:
             return   # the previous utterance's final comes first
         s = self.settings
@@ -419,6 +485,19 @@ class SpeechPipeline:
             return
         pause = (not utt.pause_done and utt.length > utt.quiet_samples
                  and utt.quiet_samples >= float(s["pause_partial_s"]) * SAMPLE_RATE)
+        prepare = getattr(self.asr_stream, "prepare_final", None)
+        if pause and prepare is not None:
+            # the speaker paused: decode the utterance so far as its final would be, on its own
+            # (it does not wait for a partial in flight); the final reuses it if no speech follows
+            utt.pause_done = True
+            task = asyncio.get_running_loop().create_task(self._prefinal(utt, utt.audio(), self.context))
+            utt.prefinal_task = task
+            self._track(task)
+            return
+        if utt.partial_task is not None and not utt.partial_task.done():
+            return
+        if utt.prefinal_task is not None and (not utt.prefinal_task.done() or utt.pause_done):
+            return   # its text is the next partial, and nothing new is said while the pause lasts
         if pause:
             utt.pause_done = True
         elif utt.length - utt.last_partial_len < float(s["partial_interval_s"]) * SAMPLE_RATE:
@@ -430,20 +509,33 @@ class SpeechPipeline:
         self._track(task)
 
     async def _partial(self, utt: _Utterance, audio: np.ndarray, context: AsrContext) -> None:
+        await self._hypothesis(utt, audio, self.scheduler.run_partial(
+            self.key, self.asr_stream.partial, audio, context), "partial transcription failed")
+
+    async def _prefinal(self, utt: _Utterance, audio: np.ndarray, context: AsrContext) -> None:
+        # its text is the best hypothesis so far: shown as a partial
+        await self._hypothesis(utt, audio, self.scheduler.run_prefinal(
+            self.key, self.asr_stream.prepare_final, audio, context), "speculative final failed")
+
+    async def _hypothesis(self, utt: _Utterance, audio: np.ndarray, job: Awaitable, what: str) -> None:
         try:
-            text = await self.scheduler.run_partial(self.key, self.asr_stream.partial, audio, context)
+            text = await job
         except asyncio.CancelledError:
             return
         except Exception as exc:
-            log.exception("partial transcription failed")
+            log.exception(what)
             self.errors.append(exc)
             return
+        await self._emit_partial(utt, audio, text)
+
+    async def _emit_partial(self, utt: _Utterance, audio: np.ndarray, text: str | None) -> None:
         if text is None or utt.ended or self._utt is not utt or self._finals_pending:
             return
         text = text.strip()
-        if not text or text == utt.last_partial_text:
-            return
+        if not text or text == utt.last_partial_text or audio.size < utt.shown_len:
+            return      # nothing new, or older than what is shown (a partial overtaken by a pre-final)
         utt.last_partial_text = text
+        utt.shown_len = audio.size
         await self._emit(Transcript(text, False, self.clock.now(), utt.start / SAMPLE_RATE,
                                     (utt.start + audio.size) / SAMPLE_RATE))
 

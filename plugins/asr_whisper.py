@@ -57,8 +57,6 @@ DEFAULTS = {
     "max_tokens_per_s": 12.0,      # token budget: 12/s + 6 (Mandarin speech is ~4-8 tokens/s)
     "use_context": True,           # question + resume terms as the Whisper prompt
     "piecewise": True,             # partials: cut at pauses, decode and cache each phrase once
-    "speculative_pause_s": 0.4,    # a partial after this much quiet decodes the whole utterance
-                                   # as the final would, so the final is ready when the VAD ends it
     "pause_s": 0.3,                # a pause this long is a cut point
     "min_segment_s": 1.0,          # no piece shorter than this
     "min_dbfs": -50.0,             # quieter utterances are treated as silence
@@ -291,10 +289,10 @@ class WhisperStream:
     whole utterance.
 
     Finals: the whole utterance is decoded in one go (more context reads better than phrase by
-    phrase: measured 9.2 % vs 10.9 % CER). To take that cost off the end-of-speech latency, a
-    partial asked when the speaker has been quiet for ``speculative_pause_s`` (the pipeline asks
-    for one at every pause) decodes the whole utterance with final settings instead and keeps the
-    result; if the VAD then ends the utterance without new speech, ``final`` returns it at once.
+    phrase: measured 9.2 % vs 10.9 % CER). To take that cost off the end-of-speech latency, the
+    pipeline calls ``prepare_final`` at every pause (ahead of partials): it decodes the utterance
+    so far with final settings and keeps the result; if the VAD then ends the utterance with
+    nothing but quiet after that point, ``final`` returns it at once.
 
     Measured and rejected: forcing the previous partial as a decoder prefix (CTranslate2 still
     steps through the prefix token by token: no saving, and early errors get locked in)."""
@@ -367,33 +365,42 @@ class WhisperStream:
 
     def partial(self, pcm: np.ndarray, context: AsrContext) -> str:
         self._same_utterance(pcm)
-        s = self.engine.settings
-        if float(s["speculative_pause_s"]) > 0 and pcm.size > SAMPLE_RATE // 2 \
-                and trailing_quiet(pcm) >= float(s["speculative_pause_s"]):
-            done = threading.Event()
-            with self._lock:
-                self._spec_running = (pcm.size, done)
-            try:
-                text = self._whole(pcm, context)
-                with self._lock:
-                    self._spec = (pcm.size, text, self._ctx_key(context))
-            finally:
-                done.set()
-            return text
         return self._pieces_text(pcm, context)
+
+    def prepare_final(self, pcm: np.ndarray, context: AsrContext) -> str:
+        """Called at a pause: decode the utterance so far exactly as ``final`` would and keep the
+        result; ``final`` returns it at once if nothing but quiet followed. Returns the text."""
+        self._same_utterance(pcm)
+        done = threading.Event()
+        with self._lock:
+            self._spec_running = (pcm.size, done)
+        try:
+            text = self._whole(pcm, context)
+            with self._lock:
+                self._spec = (pcm.size, text, self._ctx_key(context))
+        finally:
+            done.set()
+        return text
+
+    def _covers(self, decoded: int, pcm: np.ndarray) -> bool:
+        """A decode of ``pcm[:decoded]`` stands for all of ``pcm``: what follows it is quiet."""
+        if decoded >= pcm.size:
+            return True
+        return pcm.size - decoded <= int(1.5 * SAMPLE_RATE) and \
+            trailing_quiet(pcm) * SAMPLE_RATE >= pcm.size - decoded - 160
 
     def final(self, pcm: np.ndarray, context: AsrContext) -> str:
         try:
             self._same_utterance(pcm)
             with self._lock:
                 running = self._spec_running
-            if running is not None and running[0] >= pcm.size:
+            if running is not None and self._covers(running[0], pcm):
                 running[1].wait(60)            # a speculative decode of this speech is under way
             with self._lock:
                 spec = self._spec
-            if spec is not None and spec[0] >= pcm.size and spec[2] == self._ctx_key(context) \
+            if spec is not None and spec[2] == self._ctx_key(context) and self._covers(spec[0], pcm) \
                     and spec[0] - pcm.size <= int(1.5 * SAMPLE_RATE):
-                # decoded up to a point in the silence after the last speech: the same speech
+                # decoded up to a point in the quiet after the last speech: the same speech
                 self.speculative_hits += 1
                 return spec[1]
             return self._whole(pcm, context)

@@ -1,6 +1,7 @@
-"""VAD plugins on the test recordings: one utterance per recording, boundaries near the voiced
-part, pauses inside a sentence (up to ~650 ms in this set) do not split it, silence and steady
-noise give nothing."""
+"""VAD plugins on the test recordings: with a long end silence (800 ms) one utterance per recording,
+boundaries near the voiced part, pauses inside a sentence (up to ~650 ms in this set) do not split
+it; with plugins.toml's 500 ms, cuts only inside real pauses; silence and steady noise give
+nothing."""
 import numpy as np
 import pytest
 
@@ -64,6 +65,44 @@ def test_a_session_of_several_answers_gives_one_segment_each(vad):
     for (s, e), (a, b) in zip(segs, spans):
         assert a - START_EARLY * 16000 <= s <= a + START_LATE * 16000
         assert b - END_EARLY * 16000 <= e <= b + END_LATE * 16000
+
+
+def quiet_runs(pcm: np.ndarray, min_s: float, rel_db: float = 35.0) -> list[tuple[float, float]]:
+    """Pauses inside the voiced part: runs of 10 ms frames ``rel_db`` below the loudest (s)."""
+    fr = pcm[: len(pcm) // 160 * 160].astype(np.float32).reshape(-1, 160)
+    quiet = 10 * np.log10((fr ** 2).mean(1) + 1e-3) < 10 * np.log10((fr ** 2).mean(1).max() + 1e-3) - rel_db
+    voiced = np.nonzero(~quiet)[0]
+    runs, start = [], None
+    for i in range(voiced[0], voiced[-1] + 1):
+        if quiet[i] and start is None:
+            start = i
+        elif not quiet[i] and start is not None:
+            if i - start >= min_s * 100:
+                runs.append((start / 100, i / 100))
+            start = None
+    return runs
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_configured_fsmn_cuts_only_inside_pauses(name):
+    """With plugins.toml's setting (500 ms: a final soon after the speaker stops) a recording may
+    become several utterances, but only at real pauses: every cut lies inside a quiet stretch of
+    at least 0.3 s, every pause of 0.6 s or more is cut, and the outer boundaries stay tight."""
+    from core.config import load_config
+    settings = dict(load_config().get("plugins", {}).get("fsmn", {}))
+    vad = FsmnVad(settings)
+    pcm = load(name)
+    segs = segments(run(vad, np.concatenate([silence(1.0), pcm, silence(1.5)])))
+    segs = [(a / 16000 - 1.0, b / 16000 - 1.0) for a, b in segs]
+    a, b = (x / 16000 for x in voiced_bounds(pcm))
+    assert a - START_EARLY <= segs[0][0] <= a + START_LATE, (name, segs)
+    assert b - END_EARLY <= segs[-1][1] <= b + END_LATE, (name, segs)
+    pauses = quiet_runs(pcm, 0.3)
+    for (_, end), (start, _) in zip(segs, segs[1:]):
+        assert start >= end
+        assert any(p0 - 0.15 <= end and start <= p1 + 0.15 for p0, p1 in pauses), (name, segs, pauses)
+    long_pauses = quiet_runs(pcm, 0.6)
+    assert len(pauses) + 1 >= len(segs) >= len(long_pauses) + 1, (name, segs, pauses)
 
 
 def test_silence_and_steady_noise_give_no_speech(vad):

@@ -172,3 +172,24 @@ async def test_feed_refuses_bad_frames(whisper, scheduler):
     await pipe.aclose()
     with pytest.raises(ValueError, match="unknown speech setting"):
         SpeechPipeline(EnergyVad({}), whisper, scheduler, SystemClock(), on_event, {"partial_every": 1})
+
+
+def test_a_final_prepared_at_a_pause_is_reused_only_for_the_same_speech(whisper):
+    pcm = load("intro_02")
+    ctx = AsrContext("请开始自我介绍吧", ["电商", "订单系统"])
+    stream = whisper.open_stream()
+    calls = whisper.calls
+    prepared = stream.prepare_final(np.concatenate([pcm, silence(0.3)]), ctx)
+    # the VAD ends the utterance a little later: only quiet followed, so no second decode
+    assert stream.final(np.concatenate([pcm, silence(0.6)]), ctx) == prepared
+    assert whisper.calls == calls + 1 and stream.speculative_hits == 1
+    # prepared on the first part only: speech followed, so the final decodes again
+    half = pcm[: len(pcm) // 2]
+    stream.prepare_final(half, ctx)
+    text = stream.final(pcm, ctx)
+    assert whisper.calls == calls + 3 and stream.speculative_hits == 1
+    assert corpus_cer([(text, references()["intro_02"])]) <= FINAL_CER_LIMIT
+    # another question in between: the prepared text is not reused either
+    stream.prepare_final(pcm, ctx)
+    stream.final(pcm, AsrContext("讲一个你做过的项目。", []))
+    assert whisper.calls == calls + 5

@@ -120,7 +120,9 @@ async def test_fifteen_seconds_of_silence_end_the_intro(app_server_factory, api_
     interview_id = await client.create_interview()
     ws, inbox = await start(server, client, resume_id, interview_id)
     await stream(ws, pcm("intro_01.wav") + bytes(32000), pace=False)
-    await inbox.wait_for(lambda m: m["type"] == "asr_result" and m.get("is_final"), timeout=60)
+    # the recording pauses after "面试官您好" long enough to be two utterances: wait for the last
+    await inbox.wait_for(lambda m: m["type"] == "asr_result" and m.get("is_final") and "专业" in m["text"],
+                         timeout=60)
     await clock.advance(14.0)
     await asyncio.sleep(0.5)
     assert not inbox.of("interview_message", phase="question")

@@ -1,0 +1,140 @@
+"""SpeechPipeline with a scripted ASR (frame in, events out): a pause asks for the final ahead of
+time, the final reuses it, and a pre-final still waiting when speech resumes is withdrawn."""
+import asyncio
+import threading
+
+import numpy as np
+
+from core.clock import SystemClock
+from core.events import Transcript
+from core.interfaces import AsrContext, VadEvent
+from core.speech import AsrScheduler, SpeechPipeline
+
+RATE = 16000
+
+
+def tone(seconds: float) -> np.ndarray:
+    t = np.arange(int(seconds * RATE)) / RATE
+    return (8000 * np.sin(2 * np.pi * 220 * t)).astype(np.int16)
+
+
+def quiet(seconds: float) -> np.ndarray:
+    return np.zeros(int(seconds * RATE), np.int16)
+
+
+class ScriptedVad:
+    """Speech starts at the first loud frame and ends after ``end_s`` of digital silence."""
+    name = "scripted"
+
+    def __init__(self, end_s: float = 0.5):
+        self.end = int(end_s * RATE)
+
+    def open_stream(self):
+        vad = self
+
+        class Stream:
+            def __init__(self):
+                self.pos, self.open, self.silent = 0, False, 0
+
+            def accept(self, pcm):
+                events = []
+                loud = bool(np.abs(pcm).max() > 1000)
+                if loud and not self.open:
+                    self.open = True
+                    events.append(VadEvent("start", self.pos))
+                self.silent = 0 if loud else self.silent + pcm.size
+                self.pos += pcm.size
+                if self.open and self.silent >= vad.end:
+                    self.open = False
+                    events.append(VadEvent("end", self.pos - self.silent + 1600))
+                return events
+
+            def finish(self):
+                return [VadEvent("end", self.pos)] if self.open else []
+        return Stream()
+
+
+class ScriptedAsr:
+    """Text = how many samples it was given; ``prepare_final`` can be held on a gate."""
+    name = "scripted"
+
+    def __init__(self):
+        self.calls = []
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def open_stream(self):
+        asr = self
+
+        class Stream:
+            prepared = None
+
+            def partial(self, pcm, ctx):
+                asr.calls.append(("partial", pcm.size))
+                return f"p{pcm.size}"
+
+            def prepare_final(self, pcm, ctx):
+                asr.gate.wait(10)
+                asr.calls.append(("prepare", pcm.size))
+                self.prepared = pcm.size
+                return f"f{pcm.size}"
+
+            def final(self, pcm, ctx):
+                if self.prepared is not None and pcm.size - self.prepared < RATE:
+                    asr.calls.append(("final-reused", pcm.size))
+                    return f"f{self.prepared}"
+                asr.calls.append(("final", pcm.size))
+                return f"f{pcm.size}"
+        return Stream()
+
+
+async def run(asr, pcm, scheduler, pace=0.0):
+    events = []
+
+    async def on_event(ev):
+        events.append(ev)
+    pipe = SpeechPipeline(ScriptedVad(), asr, scheduler, SystemClock(), on_event)
+    pipe.set_context(AsrContext("q", []))
+    for i in range(0, pcm.size, 640):
+        await pipe.feed(pcm[i:i + 640].tobytes())
+        if pace:
+            await asyncio.sleep(pace)
+    await pipe.drain()
+    await pipe.aclose()
+    assert pipe.errors == []
+    return events
+
+
+async def test_a_pause_prepares_the_final_and_the_final_reuses_it():
+    scheduler = AsrScheduler(workers=2)
+    asr = ScriptedAsr()
+    events = await run(asr, np.concatenate([quiet(0.2), tone(2.0), quiet(1.0)]), scheduler, pace=0.002)
+    kinds = [k for k, _ in asr.calls]
+    assert "prepare" in kinds and kinds[-1] == "final-reused"
+    finals = [e for e in events if isinstance(e, Transcript) and e.is_final]
+    partials = [e for e in events if isinstance(e, Transcript) and not e.is_final]
+    prepared = [n for k, n in asr.calls if k == "prepare"][-1]
+    assert [f.text for f in finals] == [f"f{prepared}"]
+    assert partials and partials[-1].text == f"f{prepared}"     # the prepared text is shown first
+    scheduler.close()
+
+
+async def test_a_prefinal_still_waiting_when_speech_resumes_is_withdrawn():
+    scheduler = AsrScheduler(workers=1)
+    asr = ScriptedAsr()
+    gate = threading.Event()
+    busy = asyncio.ensure_future(scheduler.run_final(gate.wait, 10))    # the only worker is busy
+    await asyncio.sleep(0.05)
+    # tone, a 0.3 s pause (a pre-final is asked), tone again (it is withdrawn), then the end
+    pcm = np.concatenate([quiet(0.2), tone(1.0), quiet(0.3), tone(1.0)])
+    task = asyncio.ensure_future(run(asr, np.concatenate([pcm, quiet(1.0)]), scheduler, pace=0.002))
+    await asyncio.sleep(1.0)
+    assert scheduler.stats["prefinals_withdrawn"] >= 1
+    gate.set()
+    await busy
+    events = await task
+    finals = [e for e in events if isinstance(e, Transcript) and e.is_final]
+    assert len(finals) == 1
+    # the pre-final of the first pause never ran: every decode includes the second tone
+    assert all(n > (1.0 + 0.3 + 1.0) * RATE for _, n in asr.calls if _ != "partial"), asr.calls
+    scheduler.close()
