@@ -53,7 +53,9 @@ RESUME_TERMS = ["华中科技大学", "软件工程", "电商", "后端开发", 
                 "数据库", "性能优化", "Redis", "MySQL", "Kafka"]
 QUESTIONS = {
     "intro": "请开始自我介绍吧",
-    "answer_cache": "缓存穿透是什么？怎么解决？",
+    # a question of the backend bank (plugins/question_bank/backend.json): its reference points go
+    # to ASR as hints, as the question phase hands them over
+    "answer_cache": "什么是缓存穿透、缓存击穿和缓存雪崩？分别怎么解决？",
     "answer_index": "数据库索引的底层数据结构是什么？",
     "answer_queue": "消息队列在你们的项目里起什么作用？",
     "answer_long": "讲一个你做过的性能优化。",
@@ -63,11 +65,26 @@ QUESTIONS = {
 }
 
 
+def bank_points() -> dict[str, list[str]]:
+    import json
+    data = json.loads((ROOT / "plugins" / "question_bank" / "backend.json").read_text(encoding="utf-8"))
+    items = data if isinstance(data, list) else data.get("questions", [])
+    return {q["text"]: list(q.get("points", [])) for q in items}
+
+
+BANK_POINTS = bank_points()
+
+
 def question_for(name: str) -> str:
     for prefix, q in QUESTIONS.items():
         if name.startswith(prefix):
             return q
     return ""
+
+
+def context_for(name: str, hints: bool = True) -> AsrContext:
+    q = question_for(name)
+    return AsrContext(q, RESUME_TERMS, BANK_POINTS.get(q, []) if hints else [])
 
 
 def load_set(names: list[str] | None):
@@ -135,8 +152,8 @@ async def run_stream(vad, asr, scheduler, audio, segs, context_on: bool, delay: 
         start = k * FRAME
         # the question changes when a new recording begins (the engine sets it per turn)
         while seg_i < len(segs) and start >= segs[seg_i]["start"] - 8000:
-            q = question_for(segs[seg_i]["name"])
-            pipe.set_context(AsrContext(q, RESUME_TERMS) if context_on else AsrContext())
+            pipe.set_context(context_for(segs[seg_i]["name"], context_on != "no-hints")
+                             if context_on else AsrContext())
             seg_i += 1
         await pipe.feed(audio[start:start + FRAME].tobytes())
         fed_at[start + FRAME] = time.monotonic()
@@ -236,6 +253,7 @@ def main() -> int:
     ap.add_argument("--vad", help="vad plugin (default: plugins.toml [engine] vad)")
     ap.add_argument("--asr", help="asr plugin (default: plugins.toml [engine] asr)")
     ap.add_argument("--no-context", action="store_true", help="no question/resume biasing")
+    ap.add_argument("--no-hints", action="store_true", help="question and resume terms, no reference points")
     ap.add_argument("--quick", action="store_true", help="one stream only, no load sweep")
     ap.add_argument("--max-streams", type=int, default=6)
     ap.add_argument("--min-streams", type=int, default=2, help="first load level of the sweep")
@@ -245,12 +263,13 @@ def main() -> int:
     args = ap.parse_args()
 
     config = load_config()
+    context_mode = False if args.no_context else ("no-hints" if args.no_hints else True)
     vad_name = args.vad or config.get("engine", {}).get("vad", "fsmn")
     asr_name = args.asr or config.get("engine", {}).get("asr", "whisper")
     speech_settings = dict(config.get("speech", {}))
     t = time.monotonic()
     vad, asr = make_plugins(vad_name, asr_name, config)
-    print(f"vad={vad_name} asr={asr_name} context={'off' if args.no_context else 'on'} "
+    print(f"vad={vad_name} asr={asr_name} context={'off' if args.no_context else ('no hints' if args.no_hints else 'on')} "
           f"models loaded in {time.monotonic() - t:.1f}s; cores={os.cpu_count()} "
           f"load average {os.getloadavg()[0]:.2f} (shared machine)")
     items = load_set(args.files)
@@ -259,7 +278,7 @@ def main() -> int:
           f"{len(audio) / 16000:.1f} s per stream")
     scheduler = AsrScheduler(workers=args.workers)
     try:
-        r = asyncio.run(run_load(1, vad, asr, scheduler, audio, segs, not args.no_context, speech_settings))
+        r = asyncio.run(run_load(1, vad, asr, scheduler, audio, segs, context_mode, speech_settings))
         cer = corpus_cer(r["pairs"])
         print("\n== one real-time stream ==")
         for (hyp, ref), s in zip(r["pairs"], segs):
@@ -283,7 +302,7 @@ def main() -> int:
         for n in range(max(2, args.min_streams), args.max_streams + 1):
             scheduler.stats = {k: 0 for k in scheduler.stats}
             scheduler.busy_seconds = {k: 0.0 for k in scheduler.busy_seconds}
-            rn = asyncio.run(run_load(n, vad, asr, scheduler, audio, segs, not args.no_context,
+            rn = asyncio.run(run_load(n, vad, asr, scheduler, audio, segs, context_mode,
                                       speech_settings))
             p95 = pct(rn["lat_speech"], 95)
             print(f"{n:2d}   {p95:8.2f} s               {pct(rn['lat_vad'], 95):6.2f} s"

@@ -50,9 +50,11 @@ class Vad(Protocol):
 
 @dataclass
 class AsrContext:
-    """Biasing context the engine hands to ASR: the current question and the resume's terms."""
+    """Biasing context the engine hands to ASR: the current question, the resume's terms and
+    hints - phrases a good answer is likely to use (the question's reference points)."""
     question: str = ""
     terms: list[str] = field(default_factory=list)
+    hints: list[str] = field(default_factory=list)
 
 
 class AsrStream(Protocol):

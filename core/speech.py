@@ -502,6 +502,8 @@ class SpeechPipeline:
             utt.pause_done = True
         elif utt.length - utt.last_partial_len < float(s["partial_interval_s"]) * SAMPLE_RATE:
             return
+        elif prepare is not None and utt.quiet_samples >= float(s["pause_partial_s"]) * SAMPLE_RATE / 2:
+            return   # the speaker may be stopping: keep the workers for the final's decode
         utt.last_partial_len = utt.length
         audio = utt.audio()
         task = asyncio.get_running_loop().create_task(self._partial(utt, audio, self.context))

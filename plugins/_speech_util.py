@@ -77,6 +77,23 @@ def collapse_repetitions(text: str, min_repeats: int = 3) -> str:
     return text
 
 
+def strip_restart(text: str, min_chars: int = 3, max_chars: int = 10) -> str:
+    """Cut a "restart" at the end: Whisper, reaching the end of the audio, sometimes starts the
+    utterance over ("主要负责订单系统和支付系统主要负"). The trailing copy of the text's own first
+    ``min_chars``..``max_chars`` characters is dropped when the rest is at least twice as long."""
+    n = norm_for_match(text)
+    for k in range(min(max_chars, (len(n) - 2) // 2), min_chars - 1, -1):
+        if n.endswith(n[:k]):
+            keep = len(n) - k
+            count = 0
+            for i, ch in enumerate(text):           # map back to the raw text (punctuation kept)
+                if norm_for_match(ch):
+                    count += 1
+                    if count == keep:
+                        return text[: i + 1]
+    return text
+
+
 def norm_for_match(text: str) -> str:
     return re.sub(r"[\W_]+", "", to_simplified(text or "").lower())
 
@@ -213,20 +230,27 @@ def corpus_cer(pairs: list[tuple[str, str]]) -> float:
     return errors / max(1, chars)
 
 
-def build_prompt(question: str, terms: list[str], default: str, max_chars: int = 160) -> str:
-    """Whisper prompt ("previous text") from the biasing context: the question, then the terms."""
-    parts = []
+def build_prompt(question: str, terms: list[str], default: str, max_chars: int = 240,
+                 hints: list[str] | None = None) -> str:
+    """Whisper prompt ("previous text") from the biasing context: the resume's terms, then the
+    question, then the hints (what a good answer covers), so that the question and the answer's
+    own vocabulary come right before the speech. The hints get at most half of ``max_chars`` (cut
+    at the end); over the limit the terms go from the front; the question is kept."""
+    def clean(items, limit):
+        out, seen = [], set()
+        for t in items or []:
+            t = " ".join(str(t).split())
+            if t and t.lower() not in seen and len(t) <= limit:
+                seen.add(t.lower())
+                out.append(t)
+        return out
     q = (question or "").strip()
-    if q:
-        parts.append(q if q[-1] in "。？！?!." else q + "。")
-    clean_terms = []
-    seen = set()
-    for t in terms or []:
-        t = str(t).strip()
-        if t and t.lower() not in seen and len(t) <= 30:
-            seen.add(t.lower())
-            clean_terms.append(t)
-    if clean_terms:
-        parts.append("、".join(clean_terms) + "。")
-    text = "".join(parts) or default
-    return text[-max_chars:]
+    q = q if not q or q[-1] in "。？！?!." else q + "。"
+    q = q[-max_chars:]
+    clean_terms = clean(terms, 30)
+    hint_text = "".join(h if h[-1] in "。？！?!." else h + "。" for h in clean(hints, 200))
+    hint_text = hint_text[: max(0, min(max_chars // 2, max_chars - len(q)))]
+    while clean_terms and len("、".join(clean_terms)) + 1 + len(q) + len(hint_text) > max_chars:
+        clean_terms.pop(0)
+    text = ("、".join(clean_terms) + "。" if clean_terms else "") + q + hint_text
+    return text or default

@@ -30,7 +30,7 @@ import numpy as np
 from core.hookspecs import hookimpl
 from core.interfaces import AsrContext, PluginContext
 from plugins._speech_util import (build_prompt, collapse_repetitions, dbfs, is_hallucination,
-                                  strip_prompt_echo, tidy)
+                                  strip_prompt_echo, strip_restart, tidy)
 
 log = logging.getLogger("mianshi.asr.whisper")
 
@@ -57,6 +57,8 @@ DEFAULTS = {
     "max_tokens_per_s": 12.0,      # token budget: 12/s + 6 (Mandarin speech is ~4-8 tokens/s)
     "use_context": True,           # question + resume terms as the Whisper prompt
     "piecewise": True,             # partials: cut at pauses, decode and cache each phrase once
+    "whole_max_s": 6.0,            # longer utterances: the final decodes only what follows the
+                                   # last pause it was prepared at (0 = always the whole utterance)
     "pause_s": 0.3,                # a pause this long is a cut point
     "min_segment_s": 1.0,          # no piece shorter than this
     "min_dbfs": -50.0,             # quieter utterances are treated as silence
@@ -203,8 +205,8 @@ class WhisperAsr:
 
         context = context or AsrContext()
         prompt_parts = [context.question] if s["use_context"] else []
-        prompt = build_prompt(context.question, context.terms, DEFAULT_PROMPT) if s["use_context"] \
-            else DEFAULT_PROMPT
+        prompt = build_prompt(context.question, context.terms, DEFAULT_PROMPT, hints=context.hints) \
+            if s["use_context"] else DEFAULT_PROMPT
         tok = self.tokenizer
         prompt_toks = [tok.sot_prev] + self._prompt_tokens(prompt)
         prefix = list(tok.sot_sequence) + [tok.no_timestamps]
@@ -224,14 +226,17 @@ class WhisperAsr:
         if res.no_speech_prob > float(s["no_speech_threshold"]) and \
                 (score < float(s["logprob_threshold"]) or res.no_speech_prob > 0.9):
             return ""
-        return self.clean(text, prompt_parts + [prompt, DEFAULT_PROMPT])
+        # echoes are looked for in the prompt without the hints: an answer may well say a hint's
+        # words (that is why they are there), which must not be taken for an echo
+        plain = build_prompt(context.question, context.terms, DEFAULT_PROMPT) if s["use_context"] else prompt
+        return self.clean(text, prompt_parts + [plain, DEFAULT_PROMPT])
 
     @staticmethod
     def clean(text: str, prompt_parts: list[str]) -> str:
         text = tidy(text)
         text = collapse_repetitions(text)
         text = strip_prompt_echo(text, [p for p in prompt_parts if p])
-        text = tidy(text)
+        text = tidy(strip_restart(text))
         if is_hallucination(text):
             return ""
         return text
@@ -321,7 +326,7 @@ class WhisperStream:
 
     @staticmethod
     def _ctx_key(context: AsrContext | None) -> tuple:
-        return (context.question, tuple(context.terms)) if context else ("", ())
+        return (context.question, tuple(context.terms), tuple(context.hints)) if context else ("", (), ())
 
     def _whole(self, pcm: np.ndarray, context: AsrContext) -> str:
         return self.engine.transcribe(pcm, context, final=True)
@@ -352,7 +357,8 @@ class WhisperStream:
             return context
         before = "".join(previous)[-60:]
         q = (context.question or "").strip()
-        return AsrContext(question=(q + " " if q else "") + before, terms=list(context.terms))
+        return AsrContext(question=(q + " " if q else "") + before, terms=list(context.terms),
+                          hints=list(context.hints))
 
     @staticmethod
     def join(texts: list[str]) -> str:
@@ -375,12 +381,25 @@ class WhisperStream:
         with self._lock:
             self._spec_running = (pcm.size, done)
         try:
-            text = self._whole(pcm, context)
+            text = self._decode_final(pcm, context)
             with self._lock:
                 self._spec = (pcm.size, text, self._ctx_key(context))
         finally:
             done.set()
         return text
+
+    def _decode_final(self, pcm: np.ndarray, context: AsrContext) -> str:
+        """The whole utterance in one decode; beyond ``whole_max_s`` only what follows the last
+        prepared point (a pause), after the text prepared up to there: a long utterance's final
+        then costs about as much as its last stretch, not all of it."""
+        limit = float(self.engine.settings["whole_max_s"]) * SAMPLE_RATE
+        with self._lock:
+            spec = self._spec
+        if limit > 0 and pcm.size > limit and spec is not None and spec[1] \
+                and spec[2] == self._ctx_key(context) and SAMPLE_RATE <= spec[0] <= pcm.size - SAMPLE_RATE // 4:
+            tail = self.engine.transcribe(pcm[spec[0]:], self._context_with(context, [spec[1]]), final=True)
+            return self.join([spec[1], tail]) if tail else spec[1]
+        return self._whole(pcm, context)
 
     def _covers(self, decoded: int, pcm: np.ndarray) -> bool:
         """A decode of ``pcm[:decoded]`` stands for all of ``pcm``: what follows it is quiet."""
@@ -403,7 +422,7 @@ class WhisperStream:
                 # decoded up to a point in the quiet after the last speech: the same speech
                 self.speculative_hits += 1
                 return spec[1]
-            return self._whole(pcm, context)
+            return self._decode_final(pcm, context)
         finally:
             with self._lock:
                 self._reset()

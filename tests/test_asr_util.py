@@ -1,6 +1,7 @@
 """Text helpers of the speech plugins: simplified output, Whisper failure-mode guards, CER."""
 from plugins._speech_util import (build_prompt, cer, collapse_repetitions, corpus_cer, is_hallucination,
-                                  normalize_for_cer, numbers_to_chinese, strip_prompt_echo, tidy)
+                                  normalize_for_cer, numbers_to_chinese, strip_prompt_echo, strip_restart,
+                                  tidy)
 
 
 def test_traditional_output_is_normalised_to_simplified():
@@ -43,8 +44,13 @@ def test_prompt_echo_is_removed():
 
 
 def test_prompt_from_context():
-    assert build_prompt("介绍一下你自己", ["Redis", "redis", "订单系统"], "默认") == "介绍一下你自己。Redis、订单系统。"
+    assert build_prompt("介绍一下你自己", ["Redis", "redis", "订单系统"], "默认") == "Redis、订单系统。介绍一下你自己。"
     assert build_prompt("", [], "默认") == "默认"
+    # terms, question, then the hints; over the limit the first terms go, then the hints' end
+    p = build_prompt("什么是缓存穿透？", ["Redis", "Kafka", "订单系统"], "默认", max_chars=30,
+                     hints=["可用布隆过滤器或缓存空值", "热点 key 用互斥锁"])
+    assert p == "订单系统。什么是缓存穿透？可用布隆过滤器或缓存空值。热点"
+    assert build_prompt("问题", ["Redis"], "默认", max_chars=8, hints=["很长很长的要点内容"]) == "问题。很长很长"
 
 
 def test_cer_and_normalisation():
@@ -55,3 +61,13 @@ def test_cer_and_normalisation():
     assert abs(cer("面试观您好", "面试官您好") - 0.2) < 1e-9
     assert cer("", "是的") == 1.0
     assert corpus_cer([("是等", "是的。"), ("说完了", "说完了。")]) == 1 / 5
+
+
+def test_a_restart_at_the_end_is_cut():
+    assert strip_restart("主要负责订单系统和支付系统主要负") == "主要负责订单系统和支付系统"
+    assert strip_restart("主要负责订单系统，和支付系统。主要负责") == "主要负责订单系统，和支付系统"
+    # real speech is left alone: short texts, two-character echoes, no repeat
+    assert strip_restart("好的好的") == "好的好的"
+    assert strip_restart("我们先做了分库，后来我们") == "我们先做了分库，后来我们"
+    assert strip_restart("说完了说完了") == "说完了说完了"
+    assert strip_restart("缓存穿透可以用布隆过滤器") == "缓存穿透可以用布隆过滤器"

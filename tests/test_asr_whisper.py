@@ -19,7 +19,8 @@ from plugins.vad_energy import EnergyVad
 from tests.asr_support import frames, load, references, silence
 
 ROOT = Path(__file__).resolve().parent.parent
-FINAL_CER_LIMIT = 0.15      # the benchmark measures ~9-10 % on the whole set; this subset holds the hardest answers
+FINAL_CER_LIMIT = 0.15      # per recording / small subsets (one character of a short answer is 2-4 points)
+SET_CER_LIMIT = 0.13        # whole set, energy VAD (whole recordings), no hints: measured 11.6 % (the benchmark: ~7 % with hints)
 
 
 @pytest.fixture(scope="module")
@@ -106,9 +107,11 @@ def test_model_is_loaded_once_per_process(whisper, tmp_path_factory):
 async def test_finals_match_the_transcripts(whisper, scheduler):
     refs = references()
     # the question being answered and the resume's terms, as the engine hands them over
-    turns = {"intro_01": "请开始自我介绍吧", "intro_end": "请开始自我介绍吧",
-             "answer_index": "数据库索引的底层数据结构是什么？",
-             "answer_queue": "消息队列在你们的项目里起什么作用？", "shuowanle": "还有什么要补充的吗？"}
+    turns = {"intro_01": "请开始自我介绍吧", "intro_end": "请开始自我介绍吧", "intro_02": "请开始自我介绍吧",
+             "intro_03": "请开始自我介绍吧", "answer_cache": "缓存穿透是什么？怎么解决？",
+             "answer_index": "数据库索引的底层数据结构是什么？", "answer_long": "讲一个你做过的性能优化。",
+             "answer_queue": "消息队列在你们的项目里起什么作用？", "answer_end": "还有什么要补充的吗？",
+             "short_yes": "你在项目里用过Redis吗？", "shuowanle": "还有什么要补充的吗？"}
     terms = ["华中科技大学", "电商", "订单系统", "支付系统", "高并发", "数据库", "性能优化", "Redis"]
     names = list(turns)
     session = [(silence(0.5), None)] + [(np.concatenate([load(n), silence(1.5)]), AsrContext(q, terms))
@@ -120,7 +123,7 @@ async def test_finals_match_the_transcripts(whisper, scheduler):
     assert sum(isinstance(e, SpeechEnded) for e in events) == len(names)
     pairs = [(f.text, refs[n]) for f, n in zip(finals, names)]
     cer = corpus_cer(pairs)
-    assert cer <= FINAL_CER_LIMIT, (cer, pairs)
+    assert cer <= SET_CER_LIMIT, (cer, pairs)
     assert "说完了" in finals[1].text                   # the done phrase of the intro
     for f in finals:
         assert to_simplified(f.text) == f.text          # simplified output
