@@ -66,6 +66,11 @@ class AsrStream(Protocol):
         """Final text of the whole utterance, simplified Chinese; resets the stream for the next
         utterance. Returns "" for non-speech. Blocking."""
 
+    # Optional: ``prepare_final(pcm, context) -> str``. A stream that has it is called when the
+    # speaker pauses (ahead of partials, skipped under load) to decode the utterance so far as its
+    # final would be; ``final`` may then return that result at once if only quiet followed. Its
+    # text is shown as the next partial. Streaming models whose final is cheap need not have it.
+
 
 class AsrEngine(Protocol):
     name: str

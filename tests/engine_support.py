@@ -172,8 +172,10 @@ def silence(seconds: float) -> bytes:
 class ScriptedSource:
     name = "scripted"
 
-    def __init__(self, questions: list[str], follow_up: str | None = None, fail: bool = False) -> None:
+    def __init__(self, questions: list[str], follow_up: str | None = None, fail: bool = False,
+                 points: list[str] | None = None) -> None:
         self.questions = questions
+        self.points = points or []
         self.follow_up_text = follow_up
         self.fail = fail
         self.requests = []
@@ -182,7 +184,8 @@ class ScriptedSource:
         self.requests.append(request)
         if self.fail:
             raise RuntimeError("model unreachable")
-        return [Question(text=q, kind="skill", topic="t") for q in self.questions[:request.count]]
+        return [Question(text=q, kind="skill", topic="t", reference_points=list(self.points))
+                for q in self.questions[:request.count]]
 
     async def follow_up(self, request):
         return self.follow_up_text
@@ -252,7 +255,8 @@ class HookPlugin:
     """Registers one scripted component through every registration hook and observes events."""
 
     def __init__(self, source: ScriptedSource | None = None) -> None:
-        self.source = source or ScriptedSource(["第一题：请介绍Redis持久化", "第二题：Kafka如何保证不丢消息"])
+        self.source = source or ScriptedSource(["第一题：请介绍Redis持久化", "第二题：Kafka如何保证不丢消息"],
+                                                 points=["RDB 快照", "AOF 追加日志"])
         self.scorer = ScriptedScorer()
         self.asr = ToneAsr()
         self.observed: list[tuple[str, str, dict]] = []

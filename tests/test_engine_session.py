@@ -43,6 +43,9 @@ async def test_text_flow_runs_intro_questions_and_end(store):
     assert msgs[1] == ev.interview_message("question", "自我介绍结束，下面开始问问题。")
     assert msgs[2] == ev.interview_message("question", "第一题：请介绍Redis持久化", question_index=1, total=2)
 
+    # ASR is biased towards the question, the resume's terms and the question's reference points
+    assert session.asr_context.question == "第一题：请介绍Redis持久化"
+    assert "Redis" in session.asr_context.terms and session.asr_context.hints == plugin.source.points
     await session.handle(ev.TextAnswer("RDB 和 AOF 两种"))
     await session.handle(ev.EndAnswer())
     await settle(session)
