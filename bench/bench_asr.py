@@ -4,6 +4,8 @@ configured VAD and ASR plugins and core.speech.SpeechPipeline.
     .venv/bin/python bench/bench_asr.py                      # plugins.toml's vad/asr, full run
     .venv/bin/python bench/bench_asr.py --vad energy --max-streams 6
     .venv/bin/python bench/bench_asr.py --no-context         # without question/resume biasing
+    .venv/bin/python bench/bench_asr.py --no-hints           # question + resume terms, no reference points
+    .venv/bin/python bench/bench_asr.py --min-streams 4 --max-streams 5   # only those load levels
     .venv/bin/python bench/bench_asr.py --quick              # 1 stream only
 
 Each stream is one session that plays every recording of /work/shared/audio/zh (1 s of silence before
@@ -17,7 +19,10 @@ the first, ``--gap`` seconds between them). Reported:
   * CPU seconds per audio second (process CPU time / audio streamed);
   * the load sweep: N simultaneous real-time streams (staggered), final p95, until p95 > 1.5 s.
 The question and resume terms given as ASR context are the ones an interview would hand over: a
-backend candidate's resume terms and, per recording, the question being answered.
+backend candidate's resume terms and, per recording, the question being answered (for the cache
+answer a question of the backend bank, whose reference points go along as hints). Also printed:
+the scheduler's counts (finals, pre-finals run/withdrawn/skipped, partials run/skipped) and the
+worker time by kind.
 """
 from __future__ import annotations
 
