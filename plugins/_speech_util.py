@@ -94,6 +94,20 @@ def strip_restart(text: str, min_chars: int = 3, max_chars: int = 10) -> str:
     return text
 
 
+def strip_prompt_tail(text: str, prompt: str) -> str:
+    """Cut a Latin-letter tail after the last sentence end that only repeats words of the prompt:
+    on the quiet after an answer Whisper may "continue" with English words from the hints
+    ("…处理订单超时？select.com?select.")."""
+    m = re.search(r"[。？！?!]([^\u4e00-\u9fff]*)$", text or "")
+    if not m or not re.search(r"[\u4e00-\u9fff]", text[: m.start()]):
+        return text
+    words = re.findall(r"[A-Za-z_]{2,}", m.group(1))
+    low = (prompt or "").lower()
+    if words and any(w.lower() in low for w in words):
+        return text[: m.start() + 1]
+    return text
+
+
 def norm_for_match(text: str) -> str:
     return re.sub(r"[\W_]+", "", to_simplified(text or "").lower())
 
@@ -232,10 +246,9 @@ def corpus_cer(pairs: list[tuple[str, str]]) -> float:
 
 def build_prompt(question: str, terms: list[str], default: str, max_chars: int = 240,
                  hints: list[str] | None = None) -> str:
-    """Whisper prompt ("previous text") from the biasing context: the resume's terms, then the
-    question, then the hints (what a good answer covers), so that the question and the answer's
-    own vocabulary come right before the speech. The hints get at most half of ``max_chars`` (cut
-    at the end); over the limit the terms go from the front; the question is kept."""
+    """Whisper prompt ("previous text") from the biasing context: the question, the resume's
+    terms, then the hints if any (what a good answer covers; at most a third of ``max_chars``).
+    Over ``max_chars`` the terms go from the front; the question is kept."""
     def clean(items, limit):
         out, seen = [], set()
         for t in items or []:
@@ -249,8 +262,8 @@ def build_prompt(question: str, terms: list[str], default: str, max_chars: int =
     q = q[-max_chars:]
     clean_terms = clean(terms, 30)
     hint_text = "".join(h if h[-1] in "。？！?!." else h + "。" for h in clean(hints, 200))
-    hint_text = hint_text[: max(0, min(max_chars // 2, max_chars - len(q)))]
+    hint_text = hint_text[: max(0, min(max_chars // 3, max_chars - len(q)))]
     while clean_terms and len("、".join(clean_terms)) + 1 + len(q) + len(hint_text) > max_chars:
         clean_terms.pop(0)
-    text = ("、".join(clean_terms) + "。" if clean_terms else "") + q + hint_text
+    text = q + ("、".join(clean_terms) + "。" if clean_terms else "") + hint_text
     return text or default

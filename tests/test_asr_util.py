@@ -1,7 +1,7 @@
 """Text helpers of the speech plugins: simplified output, Whisper failure-mode guards, CER."""
 from plugins._speech_util import (build_prompt, cer, collapse_repetitions, corpus_cer, is_hallucination,
-                                  normalize_for_cer, numbers_to_chinese, strip_prompt_echo, strip_restart,
-                                  tidy)
+                                  normalize_for_cer, numbers_to_chinese, strip_prompt_echo, strip_prompt_tail,
+                                  strip_restart, tidy)
 
 
 def test_traditional_output_is_normalised_to_simplified():
@@ -44,13 +44,13 @@ def test_prompt_echo_is_removed():
 
 
 def test_prompt_from_context():
-    assert build_prompt("介绍一下你自己", ["Redis", "redis", "订单系统"], "默认") == "Redis、订单系统。介绍一下你自己。"
+    assert build_prompt("介绍一下你自己", ["Redis", "redis", "订单系统"], "默认") == "介绍一下你自己。Redis、订单系统。"
     assert build_prompt("", [], "默认") == "默认"
-    # terms, question, then the hints; over the limit the first terms go, then the hints' end
+    # question, terms, then the hints (at most a third, cut at the end); over the limit the first
+    # terms go
     p = build_prompt("什么是缓存穿透？", ["Redis", "Kafka", "订单系统"], "默认", max_chars=30,
                      hints=["可用布隆过滤器或缓存空值", "热点 key 用互斥锁"])
-    assert p == "订单系统。什么是缓存穿透？可用布隆过滤器或缓存空值。热点"
-    assert build_prompt("问题", ["Redis"], "默认", max_chars=8, hints=["很长很长的要点内容"]) == "问题。很长很长"
+    assert p == "什么是缓存穿透？Kafka、订单系统。可用布隆过滤器或缓存"
 
 
 def test_cer_and_normalisation():
@@ -71,3 +71,12 @@ def test_a_restart_at_the_end_is_cut():
     assert strip_restart("我们先做了分库，后来我们") == "我们先做了分库，后来我们"
     assert strip_restart("说完了说完了") == "说完了说完了"
     assert strip_restart("缓存穿透可以用布隆过滤器") == "缓存穿透可以用布隆过滤器"
+
+
+def test_a_tail_of_prompt_words_after_the_answer_is_cut():
+    prompt = "Django ORM 的 N+1 查询问题是什么？select_related 使用 SQL JOIN。"
+    assert strip_prompt_tail("我们用它处理订单超时？select.com?select.", prompt) == "我们用它处理订单超时？"
+    # English the candidate said is kept: inside the sentence, not from the prompt, or no Chinese
+    assert strip_prompt_tail("我们用select_related。", prompt) == "我们用select_related。"
+    assert strip_prompt_tail("用过Redis。Kafka.", prompt) == "用过Redis。Kafka."
+    assert strip_prompt_tail("select.", prompt) == "select."
