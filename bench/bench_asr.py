@@ -34,7 +34,6 @@ import resource
 import statistics
 import sys
 import time
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -49,8 +48,8 @@ from core.interfaces import AsrContext, PluginContext  # noqa: E402
 from core.plugins import collect, make_plugin_manager  # noqa: E402
 from core.speech import AsrScheduler, SpeechPipeline  # noqa: E402
 from plugins._speech_util import corpus_cer  # noqa: E402
+from tests.asr_support import load, references, voiced_bounds  # noqa: E402
 
-AUDIO = Path(os.environ.get("MIANSHI_TEST_AUDIO", "/work/shared/audio/zh"))
 FRAME = 640  # 40 ms
 
 # What the engine would hand over: the resume's terms and the question being answered.
@@ -93,28 +92,8 @@ def context_for(name: str, hints: bool = True) -> AsrContext:
 
 
 def load_set(names: list[str] | None):
-    refs = {}
-    for line in (AUDIO / "transcripts.tsv").read_text(encoding="utf-8").splitlines():
-        if "\t" in line:
-            k, v = line.split("\t", 1)
-            refs[k.strip()] = v.strip()
-    items = []
-    for name, ref in refs.items():
-        if names and name not in names:
-            continue
-        with wave.open(str(AUDIO / f"{name}.wav")) as w:
-            assert w.getframerate() == 16000 and w.getnchannels() == 1 and w.getsampwidth() == 2
-            pcm = np.frombuffer(w.readframes(w.getnframes()), np.int16)
-        items.append((name, ref, pcm))
-    return items
-
-
-def voiced_bounds(pcm: np.ndarray) -> tuple[int, int]:
-    """First and last voiced sample (10 ms frames within 40 dB of the loudest)."""
-    fr = pcm[: len(pcm) // 160 * 160].astype(np.float32).reshape(-1, 160)
-    db = 10 * np.log10((fr ** 2).mean(1) + 1e-3)
-    idx = np.nonzero(db > db.max() - 40)[0]
-    return int(idx[0]) * 160, int(idx[-1] + 1) * 160
+    """(name, reference, pcm) of the test recordings (the speech tests' own loaders)."""
+    return [(name, ref, load(name)) for name, ref in references().items() if not names or name in names]
 
 
 def build_stream(items, gap_s: float):

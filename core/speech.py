@@ -66,7 +66,6 @@ class AsrScheduler:
         self._prefinals: dict[Any, tuple] = {}         # key -> (fn, args, future, loop), insertion order
         self._partials: dict[Any, tuple] = {}          # key -> (fn, args, future, loop), insertion order
         self._busy = 0
-        self._partials_running = 0
         # a partial starts only while at least one other worker stays idle (any work counts, not
         # just partials): a final or pre-final always finds a free worker, and under load - when
         # finals and pre-finals keep the workers busy - partials simply stop
@@ -101,7 +100,6 @@ class AsrScheduler:
                     key = next(iter(self._partials))
                     fn, args, fut, loop = self._partials.pop(key)
                     kind = "partial"
-                    self._partials_running += 1
                 else:          # closed with partials left: they were answered None by close()
                     return
                 self._busy += 1
@@ -121,8 +119,6 @@ class AsrScheduler:
             finally:
                 with self._cv:
                     self._busy -= 1
-                    if kind == "partial":
-                        self._partials_running -= 1
                     self._cv.notify_all()
 
     # --- API ----------------------------------------------------------------------------------
@@ -138,9 +134,9 @@ class AsrScheduler:
         return await fut
 
     async def run_partial(self, key: Any, fn: Callable, *args: Any) -> Any:
-        """Run a partial, or return None when it is skipped: while finals are waiting; when the
-        partial lane is busy and other partials already wait; a newer partial for ``key`` replaces
-        (coalesces) the one still waiting."""
+        """Run a partial, or return None when it is skipped: while finals or pre-finals are
+        waiting; when the workers are busy and other partials already wait; a newer partial for
+        ``key`` replaces (coalesces) the one still waiting."""
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
         with self._cv:
@@ -149,11 +145,8 @@ class AsrScheduler:
             if self._finals or self._prefinals:
                 self.stats["partials_skipped"] += 1
                 return None
-            old = self._partials.pop(key, None)
-            if old is not None:
-                self.stats["partials_coalesced"] += 1
-                old[3].call_soon_threadsafe(_set_result, old[2], None)
-            elif self._busy >= self._partial_lane and len(self._partials) >= self._partial_lane:
+            if not self._drop_waiting(self._partials, key, "partials_coalesced") and \
+                    self._busy >= self._partial_lane and len(self._partials) >= self._partial_lane:
                 self.stats["partials_skipped"] += 1
                 return None
             self._partials[key] = (fn, args, fut, loop)
@@ -162,9 +155,7 @@ class AsrScheduler:
             return await fut
         except asyncio.CancelledError:
             with self._cv:
-                cur = self._partials.get(key)
-                if cur is not None and cur[2] is fut:
-                    del self._partials[key]
+                self._drop_waiting(self._partials, key, None, fut)
             raise
 
     async def run_prefinal(self, key: Any, fn: Callable, *args: Any) -> Any:
@@ -180,10 +171,7 @@ class AsrScheduler:
             if self._finals:
                 self.stats["prefinals_skipped"] += 1
                 return None
-            old = self._prefinals.pop(key, None)
-            if old is not None:
-                self.stats["prefinals_withdrawn"] += 1
-                old[3].call_soon_threadsafe(_set_result, old[2], None)
+            self._drop_waiting(self._prefinals, key, "prefinals_withdrawn")
             self._prefinals[key] = (fn, args, fut, loop)
             self._cv.notify()
         try:
@@ -195,11 +183,18 @@ class AsrScheduler:
     def withdraw_prefinal(self, key: Any, fut: asyncio.Future | None = None) -> bool:
         """Drop ``key``'s pre-final if it has not started (its caller gets None). True if dropped."""
         with self._cv:
-            cur = self._prefinals.get(key)
-            if cur is None or (fut is not None and cur[2] is not fut):
-                return False
-            del self._prefinals[key]
-            self.stats["prefinals_withdrawn"] += 1
+            return self._drop_waiting(self._prefinals, key, "prefinals_withdrawn", fut)
+
+    def _drop_waiting(self, table: dict, key: Any, stat: str | None,
+                      fut: asyncio.Future | None = None) -> bool:
+        """Under ``self._cv``: take ``key``'s waiting item out of ``table`` (only if it is
+        ``fut``, when given); its caller gets None. True if one was dropped."""
+        cur = table.get(key)
+        if cur is None or (fut is not None and cur[2] is not fut):
+            return False
+        del table[key]
+        if stat:
+            self.stats[stat] += 1
         cur[3].call_soon_threadsafe(_set_result, cur[2], None)
         return True
 

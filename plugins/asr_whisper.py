@@ -207,8 +207,8 @@ class WhisperAsr:
 
         context = context or AsrContext()
         prompt_parts = [context.question] if s["use_context"] else []
-        prompt = build_prompt(context.question, context.terms, DEFAULT_PROMPT,
-                              hints=context.hints if s["use_hints"] else None) \
+        hints = context.hints if s["use_context"] and s["use_hints"] else []
+        prompt = build_prompt(context.question, context.terms, DEFAULT_PROMPT, hints=hints) \
             if s["use_context"] else DEFAULT_PROMPT
         tok = self.tokenizer
         prompt_toks = [tok.sot_prev] + self._prompt_tokens(prompt)
@@ -231,12 +231,13 @@ class WhisperAsr:
             return ""
         # echoes are looked for in the prompt without the hints: an answer may well say a hint's
         # words (that is why they are there), which must not be taken for an echo
-        plain = build_prompt(context.question, context.terms, DEFAULT_PROMPT) if s["use_context"] else prompt
-        return self.clean(strip_prompt_tail(tidy(text), prompt), prompt_parts + [plain, DEFAULT_PROMPT])
+        plain = build_prompt(context.question, context.terms, DEFAULT_PROMPT) if hints else prompt
+        return self.clean(text, prompt_parts + [plain, DEFAULT_PROMPT], prompt)
 
     @staticmethod
-    def clean(text: str, prompt_parts: list[str]) -> str:
+    def clean(text: str, prompt_parts: list[str], prompt: str = "") -> str:
         text = tidy(text)
+        text = strip_prompt_tail(text, prompt)
         text = collapse_repetitions(text)
         text = strip_prompt_echo(text, [p for p in prompt_parts if p])
         text = tidy(strip_restart(text))
