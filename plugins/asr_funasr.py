@@ -23,6 +23,7 @@ import numpy as np
 from core.hookspecs import hookimpl
 from core.interfaces import AsrContext, PluginContext
 from plugins._speech_util import tidy
+from plugins._term_fix import fix_terms
 
 log = logging.getLogger("mianshi.asr.funasr")
 
@@ -35,6 +36,7 @@ DEFAULTS = {
     "decoder_chunk_look_back": 1,
     "ncpu": 1,
     "hotwords": True,                     # pass question/resume terms as FunASR hotword
+    "term_fix": True,                     # sound-alike spans -> context terms (plugins/_term_fix.py)
 }
 
 _models: dict[tuple, object] = {}
@@ -116,6 +118,9 @@ class FunAsrStream:
             return ""
         return " ".join(t.strip() for t in context.terms if t and t.strip())
 
+    def _fix(self, text: str, context: AsrContext | None) -> str:
+        return fix_terms(text, context) if self.engine.settings["term_fix"] else text
+
     def partial(self, pcm: np.ndarray, context: AsrContext) -> str:
         with self.lock:
             if pcm.size < self.fed:         # a new utterance without final(): start over
@@ -125,7 +130,7 @@ class FunAsrStream:
             if usable:
                 self.text += self.engine.run_chunk(new[:usable], self.cache, False, self._hotword(context))
                 self.fed += usable
-            return tidy(self.text)
+            return self._fix(tidy(self.text), context)
 
     def final(self, pcm: np.ndarray, context: AsrContext) -> str:
         with self.lock:
@@ -136,8 +141,7 @@ class FunAsrStream:
                 if rest.size == 0:
                     rest = np.zeros(160, np.int16)
                 self.text += self.engine.run_chunk(rest, self.cache, True, self._hotword(context))
-                text = tidy(self.engine.punctuate(self.text.replace(" ", "")))
-                return text
+                return self._fix(tidy(self.engine.punctuate(self.text.replace(" ", ""))), context)
             finally:
                 self._reset()
 

@@ -29,6 +29,7 @@ import numpy as np
 
 from core.hookspecs import hookimpl
 from core.interfaces import AsrContext, PluginContext
+from plugins._term_fix import fix_terms, warm_up
 from plugins._speech_util import (build_prompt, collapse_repetitions, dbfs, is_hallucination,
                                   strip_prompt_echo, strip_prompt_tail, strip_restart, tidy)
 
@@ -56,8 +57,9 @@ DEFAULTS = {
     "pad_s": 0.5,                  # silence appended after the audio
     "max_tokens_per_s": 12.0,      # token budget: 12/s + 6 (Mandarin speech is ~4-8 tokens/s)
     "use_context": True,           # question + resume terms as the Whisper prompt
-    "use_hints": False,            # + the question's reference points (CER 8.1 % vs 9.2 % on the
-                                   # benchmark, but an answer to another question picks up their words)
+    "use_hints": False,            # + the question's reference points in the prompt (an answer to
+                                   # another question then picks up their words; see README)
+    "term_fix": True,              # sound-alike spans -> context terms (plugins/_term_fix.py)
     "piecewise": True,             # partials: cut at pauses, decode and cache each phrase once
     "whole_max_s": 6.0,            # longer utterances: the final decodes only what follows the
                                    # last pause it was prepared at (0 = always the whole utterance)
@@ -152,6 +154,8 @@ class WhisperAsr:
         self.feature_extractor = self.model.feature_extractor
         self._prompt_cache: dict[str, list[int]] = {}
         self.calls = 0
+        if s["use_context"] and s["term_fix"]:
+            warm_up()
 
     @classmethod
     def from_context(cls, ctx: PluginContext) -> "WhisperAsr":
@@ -232,7 +236,10 @@ class WhisperAsr:
         # echoes are looked for in the prompt without the hints: an answer may well say a hint's
         # words (that is why they are there), which must not be taken for an echo
         plain = build_prompt(context.question, context.terms, DEFAULT_PROMPT) if hints else prompt
-        return self.clean(text, prompt_parts + [plain, DEFAULT_PROMPT], prompt)
+        text = self.clean(text, prompt_parts + [plain, DEFAULT_PROMPT], prompt)
+        if s["use_context"] and s["term_fix"]:
+            text = fix_terms(text, context)
+        return text
 
     @staticmethod
     def clean(text: str, prompt_parts: list[str], prompt: str = "") -> str:

@@ -196,3 +196,22 @@ def test_a_final_prepared_at_a_pause_is_reused_only_for_the_same_speech(whisper)
     stream.prepare_final(pcm, ctx)
     stream.final(pcm, AsrContext("讲一个你做过的项目。", []))
     assert whisper.calls == calls + 5
+
+
+def test_context_terms_repair_what_the_prompt_alone_misses(whisper):
+    """answer_cache under its bank question: Whisper spells 布隆过滤器 with everyday characters; the
+    term fix (the question's reference points as vocabulary) restores it without adding words."""
+    from tests.test_asr_term_fix import cache_context
+    pcm, ctx = load("answer_cache"), cache_context()
+    ref = references()["answer_cache"]
+    saved = whisper.settings["term_fix"]
+    try:
+        whisper.settings["term_fix"] = False
+        raw = whisper.open_stream().final(pcm, ctx)
+        whisper.settings["term_fix"] = True
+        fixed = whisper.open_stream().final(pcm, ctx)
+    finally:
+        whisper.settings["term_fix"] = saved
+    assert "布隆过滤器" not in raw and "布隆过滤器" in fixed
+    assert len(fixed) == len(raw)
+    assert corpus_cer([(fixed, ref)]) < corpus_cer([(raw, ref)])
