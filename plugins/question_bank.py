@@ -345,13 +345,6 @@ def analyse(bank: Bank, resume: dict, interview: dict) -> Profile:
     return Profile(terms, unknown, own, position_terms)
 
 
-def resume_terms(resume: dict, bank: "Bank | None" = None) -> list[str]:
-    """The resume's technical terms as the candidate wrote them (e.g. for ASR biasing)."""
-    profile = analyse(bank or default_bank(), resume or {}, {})
-    names = [item.name for item in profile.own]
-    return list(dict.fromkeys([*(t.display for t in profile.terms.values()), *profile.unknown_skills, *names]))
-
-
 # --- selection ---------------------------------------------------------------------------------
 def _seed(resume: dict, interview: dict) -> int:
     interview_id = _text(interview.get("id") or interview.get("interview_id") or interview.get("_id"))

@@ -10,7 +10,7 @@ import pytest
 from core.clock import SystemClock
 from core.interfaces import FollowUpRequest, PluginContext, Question, QuestionRequest
 from core.plugins import collect, make_plugin_manager
-from plugins.question_bank import (POSITION_TYPES, Bank, BankError, analyse, default_bank, resume_terms,
+from plugins.question_bank import (POSITION_TYPES, Bank, BankError, analyse, default_bank,
                                    select_questions)
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -206,7 +206,9 @@ def test_unknown_skill_gets_a_question_naming_it(bank):
     assert any("Erlang/OTP" in q.text and q.kind == "skill" for q in qs)
 
 
-def test_resume_terms_for_asr_biasing(bank):
+def test_resume_terms_for_asr_biasing():
+    # what the intro and question phases hand to ASR (core.resume)
+    from core.resume import resume_terms
     terms = resume_terms(BACKEND_RESUME)
     assert {"Redis", "Kafka", "鲸选电商订单中台", "星河科技"} <= set(terms)
 
