@@ -43,6 +43,8 @@ DEFAULT_SETTINGS = {
     "pause_partial_s": 0.25,       # once the speaker has paused this long the utterance so far is
                                    # decoded as its final would be (ASR streams with prepare_final),
                                    # else an extra partial: the final is ready when the VAD ends it
+    "pause_idle_s": 0.15,          # ... after this much quiet already when an ASR worker is idle and
+                                   # nothing waits (a wasted decode then costs nobody anything)
     "pause_rel_db": 30.0,          # a 10 ms frame this far below the utterance's loudest is quiet
 }
 
@@ -122,6 +124,11 @@ class AsrScheduler:
                     self._cv.notify_all()
 
     # --- API ----------------------------------------------------------------------------------
+    def idle(self) -> bool:
+        """A worker is free and no final or pre-final waits: extra work would start at once."""
+        with self._cv:
+            return self._busy < self.workers and not self._finals and not self._prefinals
+
     async def run_final(self, fn: Callable, *args: Any) -> Any:
         """Always runs, ahead of every waiting partial."""
         loop = asyncio.get_running_loop()
@@ -478,9 +485,13 @@ class SpeechPipeline:
         s = self.settings
         if utt.length < float(s["min_partial_s"]) * SAMPLE_RATE:
             return
-        pause = (not utt.pause_done and utt.length > utt.quiet_samples
-                 and utt.quiet_samples >= float(s["pause_partial_s"]) * SAMPLE_RATE)
         prepare = getattr(self.asr_stream, "prepare_final", None)
+        pause_s = float(s["pause_partial_s"])
+        if prepare is not None and utt.quiet_samples >= float(s["pause_idle_s"]) * SAMPLE_RATE \
+                and self.scheduler.idle():
+            pause_s = min(pause_s, float(s["pause_idle_s"]))   # spare capacity: prepare sooner
+        pause = (not utt.pause_done and utt.length > utt.quiet_samples
+                 and utt.quiet_samples >= pause_s * SAMPLE_RATE)
         if pause and prepare is not None:
             # the speaker paused: decode the utterance so far as its final would be, on its own
             # (it does not wait for a partial in flight); the final reuses it if no speech follows

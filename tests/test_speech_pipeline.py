@@ -138,3 +138,42 @@ async def test_a_prefinal_still_waiting_when_speech_resumes_is_withdrawn():
     # the pre-final of the first pause never ran: every decode includes the second tone
     assert all(n > (1.0 + 0.3 + 1.0) * RATE for _, n in asr.calls if _ != "partial"), asr.calls
     scheduler.close()
+
+
+class RecordingScheduler(AsrScheduler):
+    """Notes how much audio each pre-final was asked for (run or withdrawn later)."""
+
+    def __init__(self, workers):
+        super().__init__(workers)
+        self.asked: list[int] = []
+
+    async def run_prefinal(self, key, fn, pcm, *args):
+        self.asked.append(pcm.size)
+        return await super().run_prefinal(key, fn, pcm, *args)
+
+
+async def test_the_prefinal_starts_sooner_while_a_worker_is_idle():
+    """With spare capacity the final is prepared after ``pause_idle_s`` (0.15 s) of quiet; when
+    every worker is busy the pipeline waits for ``pause_partial_s`` (0.25 s), so a loaded server
+    does not spend decodes on pauses that may not be the end."""
+    head = 1.0                # the utterance audio: tone(1.0), then the pause
+    pcm = np.concatenate([quiet(0.2), tone(1.0), quiet(1.0)])
+
+    scheduler = RecordingScheduler(workers=2)
+    await run(ScriptedAsr(), pcm, scheduler, pace=0.002)
+    assert 0.15 * RATE <= scheduler.asked[0] - head * RATE < 0.25 * RATE, scheduler.asked
+    scheduler.close()
+
+    scheduler = RecordingScheduler(workers=2)
+    gate = threading.Event()
+    busy = [asyncio.ensure_future(scheduler.run_final(gate.wait, 10)) for _ in range(2)]
+    await asyncio.sleep(0.05)
+    assert not scheduler.idle()
+    task = asyncio.ensure_future(run(ScriptedAsr(), pcm, scheduler, pace=0.002))
+    await asyncio.sleep(0.5)
+    gate.set()
+    await asyncio.gather(*busy)
+    await task
+    assert scheduler.asked and scheduler.asked[0] - head * RATE >= 0.25 * RATE, scheduler.asked
+    assert scheduler.idle()
+    scheduler.close()
