@@ -43,6 +43,16 @@ class ManualClock:
         heapq.heappush(self._waiters, (self._now + seconds, next(self._seq), fut))
         await fut
 
+    async def sleepers(self, n: int = 1, timeout: float = 10.0) -> None:
+        """Wait (in real time, up to ``timeout``) until ``n`` tasks sleep on this clock: a test
+        that advances the clock must not do so before the sleep it means to end is armed."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while sum(1 for _, _, fut in self._waiters if not fut.done()) < n:
+            if loop.time() > deadline:
+                raise TimeoutError(f"expected {n} sleeper(s) on the manual clock")
+            await asyncio.sleep(0.005)
+
     async def advance(self, seconds: float) -> None:
         """Move time forward, waking every sleeper whose deadline has passed, in order."""
         target = self._now + seconds

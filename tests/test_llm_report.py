@@ -86,6 +86,7 @@ async def test_llm_failure_falls_back_then_upgrades_later(store):
         assert "llm:" in doc["report_error"] and "503" in doc["report_error"]
         assert len(server.requests) == 1
         server.script = [Reply.ok(LLM_REPORT)]
+        await clock.sleepers(1)           # the upgrade's backoff is armed (the status is saved first)
         await clock.advance(59)
         assert len(server.requests) == 1                          # not before the backoff
         await clock.advance(1)
@@ -108,6 +109,7 @@ async def test_every_scorer_failing_retries_with_backoff_then_fails(store):
         doc = await wait_for(store, interview_id, lambda d: d.get("report_status") == "retrying")
         assert doc["report_attempts"] == 1 and "invalid JSON" in doc["report_error"]
         assert doc["report_next_retry_at"].endswith("Z")
+        await clock.sleepers(1)           # "retrying" is saved before the backoff sleep starts
         await clock.advance(30)
         await service.wait(interview_id)
     doc = await store.load_interview_by_id(interview_id)
