@@ -236,10 +236,13 @@ class WhisperAsr:
         # echoes are looked for in the prompt without the hints: an answer may well say a hint's
         # words (that is why they are there), which must not be taken for an echo
         plain = build_prompt(context.question, context.terms, DEFAULT_PROMPT) if hints else prompt
-        text = self.clean(text, prompt_parts + [plain, DEFAULT_PROMPT], prompt)
-        if s["use_context"] and s["term_fix"]:
-            text = fix_terms(text, context)
-        return text
+        return self.clean(text, prompt_parts + [plain, DEFAULT_PROMPT], prompt)
+
+    def fix_terms(self, text: str, context: AsrContext | None) -> str:
+        """The sound-alike correction towards the interview's own context (not the prompt-only
+        context a piece is decoded with, whose question carries the text recognised before it)."""
+        s = self.settings
+        return fix_terms(text, context) if s["use_context"] and s["term_fix"] else text
 
     @staticmethod
     def clean(text: str, prompt_parts: list[str], prompt: str = "") -> str:
@@ -382,7 +385,7 @@ class WhisperStream:
 
     def partial(self, pcm: np.ndarray, context: AsrContext) -> str:
         self._same_utterance(pcm)
-        return self._pieces_text(pcm, context)
+        return self.engine.fix_terms(self._pieces_text(pcm, context), context)
 
     def prepare_final(self, pcm: np.ndarray, context: AsrContext) -> str:
         """Called at a pause: decode the utterance so far exactly as ``final`` would and keep the
@@ -392,7 +395,7 @@ class WhisperStream:
         with self._lock:
             self._spec_running = (pcm.size, done)
         try:
-            text = self._decode_final(pcm, context)
+            text = self.engine.fix_terms(self._decode_final(pcm, context), context)
             with self._lock:
                 self._spec = (pcm.size, text, self._ctx_key(context))
         finally:
@@ -433,7 +436,7 @@ class WhisperStream:
                 # decoded up to a point in the quiet after the last speech: the same speech
                 self.speculative_hits += 1
                 return spec[1]
-            return self._decode_final(pcm, context)
+            return self.engine.fix_terms(self._decode_final(pcm, context), context)
         finally:
             with self._lock:
                 self._reset()
