@@ -17,7 +17,7 @@ const AUDIO_LATENCY_HINT = 'playback';   // larger render buffers: fewer capture
 
 // Debug hook read by the browser tests (and handy in the console).
 const debug = {
-  audio: { framesSent: 0, bytesSent: 0, sendTimes: [], firstFrameIndex: null, lastFrameIndex: null,
+  audio: { framesSent: 0, bytesSent: 0, sendTimes: [], audioTimes: [], firstFrameIndex: null, lastFrameIndex: null,
     framesProduced: 0, framesDropped: 0, framesReplayed: 0, contextRate: null, trackRate: null, endSent: 0 },
   video: { framesSent: 0, width: null, height: null },
   received: [],
@@ -639,7 +639,8 @@ class InterviewRoom {
       if (a.firstFrameIndex === null) a.firstFrameIndex = msg.index;
       a.lastFrameIndex = msg.index;
       a.sendTimes.push(performance.now());
-      if (a.sendTimes.length > 20000) a.sendTimes.splice(0, 10000);
+      a.audioTimes.push(typeof msg.time === 'number' ? msg.time * 1000 : null);
+      if (a.sendTimes.length > 20000) { a.sendTimes.splice(0, 10000); a.audioTimes.splice(0, 10000); }
     } else {
       debug.audio.framesDropped += 1;
     }

@@ -78,7 +78,8 @@ class Pcm16kProcessor extends AudioWorkletProcessor {
     this.frame[this.frameFill++] = v;
     if (this.frameFill === this.frameSamples) {
       const out = this.frame;
-      this.port.postMessage({ type: 'frame', index: this.frameCount, pcm: out.buffer,
+      // time: the audio clock (seconds) of the render quantum that completed the frame
+      this.port.postMessage({ type: 'frame', index: this.frameCount, pcm: out.buffer, time: currentTime,
         inputSamples: this.inputSamples, inRate: this.inRate }, [out.buffer]);
       this.frameCount += 1;
       this.frame = new Int16Array(this.frameSamples);

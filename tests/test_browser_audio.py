@@ -146,7 +146,7 @@ async def test_page_sends_exact_frames_matching_the_microphone(app_server_factor
         await shots.take(page, "room-recording")
         dbg = await page.evaluate("""() => { const a = window.__mianshi.audio;
             return {sent: a.framesSent, first: a.firstFrameIndex, last: a.lastFrameIndex, replayed: a.framesReplayed,
-                    times: a.sendTimes.slice(), rate: a.contextRate, trackRate: a.trackRate}; }""")
+                    times: a.sendTimes.slice(), audio_times: a.audioTimes.slice(), rate: a.contextRate, trackRate: a.trackRate}; }""")
         frames = [m for m in rec.sent_of("audio_frame")]
     assert not [e for e in errors if "pageerror" in e], errors
     assert rec.sockets == 2 and len(rec.sent_of("create_stream")) == 2
@@ -160,11 +160,18 @@ async def test_page_sends_exact_frames_matching_the_microphone(app_server_factor
     assert all(f.get("end") is False for f in data)
     assert dbg["last"] - dbg["first"] + 1 == dbg["sent"], "the page skipped worklet frames"
 
-    # 2. timing: 40 ms apart on average (the audio clock), no long stalls
+    # 2. timing: a frame per 40 ms of the audio clock, sent as it is made (no batching, no long stalls).
+    # The wall-clock cadence follows Chromium's audio clock, which on a loaded 2-core machine ran
+    # 3 % slow against the wall clock (41.3 ms per frame): the page cannot make samples faster than
+    # the browser delivers them, so the wall-clock band is a sanity bound, the audio clock is exact
+    audio_times = np.array(dbg["audio_times"], dtype=float)
+    assert len(audio_times) == dbg["sent"] and not np.isnan(audio_times).any()
+    audio_gap = float(np.diff(audio_times).mean())
+    assert 39.9 <= audio_gap <= 40.1, audio_gap
     times = np.array(dbg["times"])
     gaps = np.diff(times)
     mean_gap = float(gaps.mean())
-    assert 39.0 <= mean_gap <= 41.0, mean_gap
+    assert 38.0 <= mean_gap <= 43.0, (mean_gap, audio_gap)
     assert float(np.percentile(gaps, 99)) < 400, "frames stalled"
 
     # 3. content: the PCM is the WAV, sample for sample, up to the band limit
@@ -179,7 +186,7 @@ async def test_page_sends_exact_frames_matching_the_microphone(app_server_factor
     steps = media.offset_steps(good, len(source))
     lost = sum(s for s in steps if s > 0)
     inserted = -sum(s for s in steps if s < 0)
-    report = {"frames": len(pcm), "replayed_after_reconnect": dbg["replayed"], "mean_gap_ms": round(mean_gap, 3), "p99_gap_ms": float(np.percentile(gaps, 99)),
+    report = {"frames": len(pcm), "replayed_after_reconnect": dbg["replayed"], "mean_gap_ms": round(mean_gap, 3), "audio_clock_gap_ms": round(audio_gap, 3), "p99_gap_ms": float(np.percentile(gaps, 99)),
               "context_rate": dbg["rate"], "track_rate": dbg["trackRate"], "windows": len(windows),
               "exact_windows": len(good), "median_corr": float(np.median([w["corr"] for w in good])),
               "samples_lost": lost, "samples_inserted_by_browser": inserted, "offset_steps": steps}
