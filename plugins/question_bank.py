@@ -6,7 +6,7 @@ behavioral), a difficulty (1-3) and 2-4 reference points (要点) for the report
 ``aliases.json`` maps spellings to canonical terms (``golang`` -> ``Go``, ``k8s`` -> ``Kubernetes``);
 ``templates.json`` holds questions that name the candidate's own projects, companies and skills.
 
-Selection (see docs/questions.md): terms are extracted from the resume (skills, project names,
+Selection (see README, "Built-in question bank"): terms are extracted from the resume (skills, project names,
 roles, tech and descriptions, work experience) and from the position's description and
 requirements; bank questions are scored by overlap; a deterministic RNG seeded by the interview id
 and the resume content breaks ties and varies the choice. A plan of ``count`` slots mixes 1-2
@@ -29,6 +29,7 @@ from typing import Any, Iterable
 
 from core.hookspecs import hookimpl
 from core.interfaces import FollowUpRequest, PluginContext, Question, QuestionRequest
+from core.resume import skill_terms
 
 DATA_DIR = Path(__file__).with_name("question_bank")
 POSITION_TYPES = ("backend", "frontend", "pm", "qa", "algo")
@@ -38,7 +39,6 @@ LANGUAGES = {"Java", "Go", "Python", "C++", "Rust", "PHP", "JavaScript", "TypeSc
 
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 _ASCII_WORD = re.compile(r"^[\x00-\x7f]+$")
-_SKILL_PREFIX = re.compile(r"^(熟练掌握|熟练使用|熟悉使用|精通|熟悉|熟练|掌握|了解|会用|使用|擅长)\s*")
 
 # Resume sources and how much a term found there counts.
 WEIGHTS = {"skill": 3.0, "project_tech": 3.0, "project": 2.0, "experience": 2.0, "other": 1.0}
@@ -282,18 +282,16 @@ def analyse(bank: Bank, resume: dict, interview: dict) -> Profile:
             terms[canonical] = new
 
     for raw in _as_list(resume.get("skills"), "skills"):
-        skill = _SKILL_PREFIX.sub("", _text(raw)).strip()
-        if not skill:
-            continue
-        canonical = vocab.canonical(skill)
-        if canonical:
-            note(canonical, skill, "skill")
-            continue
-        found = vocab.find(skill)
-        for canonical, written in found:
-            note(canonical, written, "skill")
-        if not found and len(skill) <= 20:
-            unknown.append(skill)
+        for skill in skill_terms(_text(raw)):
+            canonical = vocab.canonical(skill)
+            if canonical:
+                note(canonical, skill, "skill")
+                continue
+            found = vocab.find(skill)
+            for canonical, written in found:
+                note(canonical, written, "skill")
+            if not found and len(skill) <= 20:
+                unknown.append(skill)
 
     own: list[OwnItem] = []
     for raw in _as_list(resume.get("projects"), "projects"):

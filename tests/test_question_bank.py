@@ -204,6 +204,10 @@ def test_position_requirements_steer_the_choice(bank):
 def test_unknown_skill_gets_a_question_naming_it(bank):
     qs = select_questions(bank, {"skills": ["Erlang/OTP"]}, interview("backend"), 5)
     assert any("Erlang/OTP" in q.text and q.kind == "skill" for q in qs)
+    # a phrase of several skills names each one, without the proficiency words around them
+    profile = analyse(bank, {"skills": ["熟悉Erlang/OTP、Elixir；有Rust使用经验"]}, interview("backend"))
+    assert profile.unknown_skills == ["Erlang/OTP", "Elixir"]
+    assert profile.terms["Rust"].source == "skill"
 
 
 def test_resume_terms_for_asr_biasing():
@@ -211,6 +215,17 @@ def test_resume_terms_for_asr_biasing():
     from core.resume import resume_terms
     terms = resume_terms(BACKEND_RESUME)
     assert {"Redis", "Kafka", "鲸选电商订单中台", "星河科技"} <= set(terms)
+
+
+def test_resume_terms_drop_proficiency_words():
+    # skills written as phrases give the names in them, not "精通Java" (which would put 精通 into the
+    # recogniser's vocabulary); a name that merely starts like such a word stays whole
+    from core.resume import resume_terms, skill_terms
+    resume = {"skills": ["精通Java、熟悉MySQL", "熟练使用 Spring Boot 等框架", "了解Kubernetes；有Docker使用经验",
+                         "具有Kafka相关的开发经验", "3年以上Go经验", "Erlang/OTP", "有机化学", "应用性能监控", "熟悉", 7]}
+    assert resume_terms(resume) == ["Java", "MySQL", "Spring Boot", "Kubernetes", "Docker", "Kafka", "Go",
+                                    "Erlang/OTP", "有机化学", "应用性能监控"]
+    assert skill_terms("会用Git, 掌握Python") == ["Git", "Python"]
 
 
 def test_bad_input_gets_a_chinese_error(bank):
