@@ -18,7 +18,7 @@ Part 2 fills the big collection by writing rows straight into mongoeco's SQLite 
 format mongoeco itself wrote for a template document (the server is stopped meanwhile and the
 result is checked through the driver): filling 10 000 documents through insert_one would take
 about half an hour precisely because of the cost being measured. Everything else goes through the
-real API / store. Numbers depend on the machine; see docs/storage.md.
+real API / store. Numbers depend on the machine; see README, "Storage".
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Cheat detector "haar": counts frontal faces with OpenCV's Haar cascade
 (``haarcascade_frontalface_default.xml`` shipped with opencv-python). Slower on the CPU than
-BlazeFace here and with more false positives on textured backgrounds (see docs/vision.md); an
+BlazeFace here and with more false positives on textured backgrounds (see README, "Cheat detection on the video stream"); an
 alternative or a second opinion that needs no model file beyond OpenCV itself.
 
 Signals: ``no_face`` / ``multiple_faces`` / ``None`` like "blazeface". Settings, ``[plugins.haar]``:

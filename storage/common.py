@@ -29,7 +29,7 @@ async def next_sequence(db, name: str) -> int:
 
 # --- sharding -------------------------------------------------------------------------------------
 # With mongoeco an insert costs time proportional to the size of the collection it goes into (it
-# re-reads the collection to check the new _id; docs/storage.md). Resumes, interviews and transcript
+# re-reads the collection to check the new _id; README, "Storage"). Resumes, interviews and transcript
 # buckets are therefore spread over SHARDS collections each, chosen by the owner: a user's documents
 # all live in the same shard, so listing them is one indexed query, and an insert only pays for
 # 1/SHARDS of the data. Interview ids carry their shard (id % SHARDS), because the engine addresses

@@ -26,7 +26,7 @@ async def ping(db: AsyncIOMotorDatabase) -> None:
 
 async def create_indexes(db: AsyncIOMotorDatabase) -> None:
     """The indexes created at start-up. Only ``users.username`` is unique: with mongoeco a unique
-    index makes every write to its collection scan the collection (see docs/storage.md), and
+    index makes every write to its collection scan the collection (see README, "Storage"), and
     registration is rare. Resumes and interviews live in per-owner shards whose ``user_id`` index
     is ensured on a shard's first use (storage/common.py ShardedCollection); everything else is
     looked up by ``_id``."""

@@ -1,6 +1,6 @@
 """Interviews and their transcripts.
 
-Data model (see docs/storage.md for the measurements behind it). With mongoeco every insert costs
+Data model (see README, "Storage" for the measurements behind it). With mongoeco every insert costs
 time proportional to the size of the collection, while an update by ``_id`` costs the same however
 big the collection is. So everything that happens *during* an interview is an update by ``_id``:
 

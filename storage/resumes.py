@@ -63,7 +63,7 @@ class ResumeRepository:
         return doc
 
     # Writes filter on ``_id`` alone after the ownership check: with mongoeco a filter with any other
-    # field scans the collection, one on ``_id`` alone does not (docs/storage.md). The owner of a
+    # field scans the collection, one on ``_id`` alone does not (README, "Storage"). The owner of a
     # resume never changes, so checking it first is as safe as putting it in the filter.
     async def update(self, user_id: str, resume_id: int, fields: dict) -> dict | None:
         if await self.get(user_id, resume_id) is None:

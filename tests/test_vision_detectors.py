@@ -43,7 +43,7 @@ def test_blazeface_full_range_counts(images, blazeface_counts):
 
 
 def test_blazeface_known_limit_32px(blazeface_counts):
-    """Documented limitation (docs/vision.md): a 32 px face on a 640×480 frame is not found. If this
+    """Documented limitation (README, "Cheat detection on the video stream"): a 32 px face on a 640×480 frame is not found. If this
     starts failing, the model got better: move the image out of KNOWN_BLAZEFACE_MISSES."""
     assert blazeface_counts["far_32px_grass"] == 0
 
@@ -76,7 +76,7 @@ def test_blazeface_min_face_fraction_ignores_small_background_faces(images):
 
 def test_haar_counts(images):
     """The cascade on the images it gets right (its false positives on textured images such as
-    coins are measured by bench/bench_vision.py and listed in docs/vision.md). ~0.3 s an image, so
+    coins are measured by bench/bench_vision.py and listed in README, "Cheat detection on the video stream"). ~0.3 s an image, so
     only a subset runs here."""
     haar = HaarFaceCounter()
     by_name = {i.name: i for i in images}

@@ -36,7 +36,7 @@ def test_relative_yaw_follows_the_label(frames, detector):
     yaws = {y: detector.pose(img).yaw for y, img in frames.items()}
     rel = {y: yaws[y] - yaws[0.0] for y in yaws}
     labels = sorted(rel)
-    # monotonic in the label, right sign, and within the measured under-estimate (docs/vision.md:
+    # monotonic in the label, right sign, and within the measured under-estimate (README, "Cheat detection on the video stream":
     # about 0.75× the rendered angle, partly because the render uses the mesh's own shallow depth)
     assert all(rel[a] < rel[b] for a, b in zip(labels, labels[1:])), rel
     for y in labels:
