@@ -1,4 +1,4 @@
-"""Helpers shared by the speech plugins: traditional -> simplified, Whisper failure-mode guards,
+"""Helpers shared by the speech plugins: one call lock per loaded FunASR model, traditional -> simplified, Whisper failure-mode guards,
 text normalisation and the character error rate (CER) used by the tests and the benchmark."""
 from __future__ import annotations
 
@@ -10,6 +10,17 @@ import numpy as np
 
 _cc = None
 _cc_lock = threading.Lock()
+_call_locks: dict[int, threading.Lock] = {}
+_call_locks_lock = threading.Lock()
+
+
+def model_call_lock(model) -> threading.Lock:
+    """The lock every caller of this (process-wide, never freed) model holds around a call.
+
+    FunASR's ``AutoModel.generate()`` keeps per-call state on the model object, so two calls must
+    not overlap, whichever plugin instance (a second ``[plugins]`` entry, a test's own) makes them."""
+    with _call_locks_lock:
+        return _call_locks.setdefault(id(model), threading.Lock())
 
 
 def to_simplified(text: str) -> str:

@@ -22,7 +22,7 @@ import numpy as np
 
 from core.hookspecs import hookimpl
 from core.interfaces import AsrContext, PluginContext
-from plugins._speech_util import tidy
+from plugins._speech_util import model_call_lock, tidy
 from plugins._term_fix import fix_terms
 
 log = logging.getLogger("mianshi.asr.funasr")
@@ -72,8 +72,8 @@ class FunAsr:
         self.stride = cs[1] * 960                        # samples per streaming step
         self.model = _load(str(s["model"]), str(s["hub"]), int(s["ncpu"]))
         self.punc = _load(str(s["punc_model"]), str(s["hub"]), int(s["ncpu"])) if s["punc_model"] else None
-        # FunASR's generate() mutates shared kwargs on the model: one call at a time per model.
-        self.call_lock = threading.Lock()
+        self.call_lock = model_call_lock(self.model)
+        self.punc_lock = model_call_lock(self.punc) if self.punc is not None else None
 
     @classmethod
     def from_context(cls, ctx: PluginContext) -> "FunAsr":
@@ -97,7 +97,7 @@ class FunAsr:
     def punctuate(self, text: str) -> str:
         if not self.punc or not text:
             return text
-        with self.call_lock:
+        with self.punc_lock:
             res = self.punc.generate(input=text, disable_pbar=True)
         return (res[0].get("text") or text) if res else text
 

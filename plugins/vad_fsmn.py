@@ -18,6 +18,7 @@ import numpy as np
 
 from core.hookspecs import hookimpl
 from core.interfaces import PluginContext, VadEvent
+from plugins._speech_util import model_call_lock
 
 log = logging.getLogger("mianshi.vad.fsmn")
 
@@ -71,8 +72,7 @@ class FsmnVad:
             raise ValueError("[plugins.fsmn] chunk_ms must be a multiple of 10 between 10 and 1000")
         model_dir = Path(self.settings["model_dir"]) if self.settings["model_dir"] else package_model_dir()
         self.model = load_model(model_dir, int(self.settings["max_end_silence_time"]))
-        # FunASR's generate() keeps per-call state on the shared model object: one call at a time.
-        self.call_lock = threading.Lock()
+        self.call_lock = model_call_lock(self.model)
 
     @classmethod
     def from_context(cls, ctx: PluginContext) -> "FsmnVad":

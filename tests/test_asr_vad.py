@@ -136,3 +136,18 @@ def test_end_is_detected_promptly(vad):
 def test_bad_input_is_refused(vad):
     with pytest.raises(TypeError):
         vad.open_stream().accept(np.zeros(640, np.float32))
+
+
+def test_fsmn_instances_share_the_model_and_its_call_lock():
+    """Models load once per process; FunASR's generate() keeps per-call state on the model, so two
+    plugin instances over one model take turns: streams run in parallel threads segment exactly as
+    they do one after the other."""
+    from concurrent.futures import ThreadPoolExecutor
+    a, b = FsmnVad({"max_end_silence_time": 800}), FsmnVad({"max_end_silence_time": 800})
+    assert a.model is b.model and a.call_lock is b.call_lock
+    assert FsmnVad({"max_end_silence_time": 500}).call_lock is not a.call_lock   # another model
+    pcms = [np.concatenate([silence(0.5), load(name), silence(1.0)]) for name in NAMES[:4]]
+    alone = [segments(run(a, pcm)) for pcm in pcms]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda ip: segments(run((a, b)[ip[0] % 2], ip[1])), enumerate(pcms)))
+    assert together == alone
