@@ -12,6 +12,7 @@ from core.events import SpeechEnded, SpeechStarted, Transcript
 from core.interfaces import AsrContext, PluginContext
 from core.plugins import collect, make_plugin_manager
 from core.speech import AsrScheduler, SpeechPipeline
+from plugins._term_fix import fix_terms
 from plugins.asr_funasr import FunAsr
 from plugins.vad_energy import EnergyVad
 from tests.asr_support import frames, load, silence
@@ -76,6 +77,7 @@ def test_registered_and_loaded_through_the_plugin_factory(model_dir, asr):
     ctx = PluginContext("funasr", {"model": str(model_dir)}, {}, model_dir, SystemClock())
     again = factory(ctx)
     assert again.model is asr.model                  # loaded once per process
+    assert again.call_lock is asr.call_lock          # and called by one thread at a time
     with pytest.raises(ValueError):
         FunAsr({"model": str(model_dir), "chunk_size": [0, 10]})
     with pytest.raises(ValueError, match="unknown setting"):
@@ -108,6 +110,29 @@ def test_streaming_partials_then_final_flush_and_reset(asr):
     assert again.final(pcm, ctx) == final
     # final without partials decodes everything in one call
     assert asr.open_stream().final(pcm, ctx) == final
+
+
+def test_partials_and_finals_go_through_the_term_correction(model_dir, asr):
+    # The random model's output is a string of its 14 characters; intro_02 reads "面官好您了好面…" with
+    # this seed. A context term that sounds the same (面馆, mian guan) is restored by the sound-alike
+    # correction in partials and the final, and not with term_fix = false.
+    pcm = load("intro_02")
+    ctx = AsrContext("你平时喜欢去哪里吃饭", ["面馆"])
+    plain = FunAsr({"model": str(model_dir), "term_fix": False})
+
+    def run(engine):
+        stream = engine.open_stream()
+        partials = [stream.partial(pcm[:n], ctx) for n in range(asr.stride, len(pcm), asr.stride)]
+        return partials, stream.final(pcm, ctx)
+
+    raw_partials, raw_final = run(plain)
+    assert "面官" in raw_final and "面馆" not in raw_final, raw_final   # the seed's output, as measured
+    partials, final = run(asr)
+    assert final == fix_terms(raw_final, ctx) and "面馆" in final and len(final) == len(raw_final)
+    assert partials == [fix_terms(p, ctx) for p in raw_partials]
+    assert any("面馆" in p for p in partials), partials
+    # no context, no change
+    assert asr.open_stream().final(pcm, AsrContext()) == raw_final
 
 
 async def test_runs_inside_the_speech_pipeline(asr):
