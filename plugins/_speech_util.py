@@ -1,4 +1,4 @@
-"""Helpers shared by the speech plugins: one call lock per loaded FunASR model, traditional -> simplified, Whisper failure-mode guards,
+"""Helpers shared by the speech plugins: FunASR models loaded once per process, traditional -> simplified, Whisper failure-mode guards,
 text normalisation and the character error rate (CER) used by the tests and the benchmark."""
 from __future__ import annotations
 
@@ -10,17 +10,24 @@ import numpy as np
 
 _cc = None
 _cc_lock = threading.Lock()
-_call_locks: dict[int, threading.Lock] = {}
-_call_locks_lock = threading.Lock()
+_funasr_models: dict[tuple, tuple[object, threading.Lock]] = {}
+_funasr_lock = threading.Lock()
 
 
-def model_call_lock(model) -> threading.Lock:
-    """The lock every caller of this (process-wide, never freed) model holds around a call.
+def load_funasr_model(**kwargs) -> tuple[object, threading.Lock]:
+    """``funasr.AutoModel(**kwargs)``, loaded once per process for the same arguments, with the lock
+    every caller holds around ``generate()``.
 
-    FunASR's ``AutoModel.generate()`` keeps per-call state on the model object, so two calls must
-    not overlap, whichever plugin instance (a second ``[plugins]`` entry, a test's own) makes them."""
-    with _call_locks_lock:
-        return _call_locks.setdefault(id(model), threading.Lock())
+    FunASR keeps per-call state on the model object, so two calls must not overlap, whichever
+    plugin instance (a second ``[plugins]`` entry, a test's own) makes them: the lock belongs to
+    the shared model, not to an instance."""
+    key = tuple(sorted(kwargs.items()))
+    with _funasr_lock:
+        entry = _funasr_models.get(key)
+        if entry is None:
+            from funasr import AutoModel
+            entry = _funasr_models[key] = (AutoModel(**kwargs), threading.Lock())
+    return entry
 
 
 def to_simplified(text: str) -> str:

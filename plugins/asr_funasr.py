@@ -22,7 +22,7 @@ import numpy as np
 
 from core.hookspecs import hookimpl
 from core.interfaces import AsrContext, PluginContext
-from plugins._speech_util import model_call_lock, tidy
+from plugins._speech_util import load_funasr_model, tidy
 from plugins._term_fix import fix_terms
 
 log = logging.getLogger("mianshi.asr.funasr")
@@ -39,22 +39,12 @@ DEFAULTS = {
     "term_fix": True,                     # sound-alike spans -> context terms (plugins/_term_fix.py)
 }
 
-_models: dict[tuple, object] = {}
-_lock = threading.Lock()
-
-
 def _load(model: str, hub: str, ncpu: int):
-    key = (model, hub, ncpu)
-    with _lock:
-        m = _models.get(key)
-        if m is None:
-            from funasr import AutoModel
-            kwargs = dict(model=model, disable_update=True, ncpu=ncpu, disable_pbar=True, disable_log=True)
-            if not Path(model).is_dir():
-                kwargs["hub"] = hub
-            m = AutoModel(**kwargs)
-            _models[key] = m
-    return m
+    """A FunASR model by hub name or local directory (once per process) and its call lock."""
+    kwargs = dict(model=model, disable_update=True, ncpu=ncpu, disable_pbar=True, disable_log=True)
+    if not Path(model).is_dir():
+        kwargs["hub"] = hub
+    return load_funasr_model(**kwargs)
 
 
 class FunAsr:
@@ -70,10 +60,9 @@ class FunAsr:
             raise ValueError("[plugins.funasr] chunk_size must be three integers like [0, 10, 5]")
         self.chunk_size = cs
         self.stride = cs[1] * 960                        # samples per streaming step
-        self.model = _load(str(s["model"]), str(s["hub"]), int(s["ncpu"]))
-        self.punc = _load(str(s["punc_model"]), str(s["hub"]), int(s["ncpu"])) if s["punc_model"] else None
-        self.call_lock = model_call_lock(self.model)
-        self.punc_lock = model_call_lock(self.punc) if self.punc is not None else None
+        self.model, self.call_lock = _load(str(s["model"]), str(s["hub"]), int(s["ncpu"]))
+        self.punc, self.punc_lock = (_load(str(s["punc_model"]), str(s["hub"]), int(s["ncpu"]))
+                                     if s["punc_model"] else (None, None))
 
     @classmethod
     def from_context(cls, ctx: PluginContext) -> "FunAsr":

