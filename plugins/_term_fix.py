@@ -99,19 +99,17 @@ def _terms_of_sentence(text: str) -> frozenset[str]:
     A two-character candidate must be a whole word."""
     out: set[str] = set()
     for run in _CJK_RUN.findall(text):
-        segs = _segments(run)
-        words, starts, ends, pos = [], {0}, {0}, 0
-        for k, w in enumerate(segs):
+        spans = _word_spans(run)
+        starts = {0} | {e for _, e, _ in spans}
+        ends = set(starts)
+        for k, (s, e, w) in enumerate(spans):
             # a span may begin inside a two-character word followed by a single character
             # (用布|隆) and end inside one preceded by a single character: jieba's glue pattern
-            if len(w) == 2 and k + 1 < len(segs) and len(segs[k + 1]) == 1:
-                starts.add(pos + 1)
-            if len(w) == 2 and k > 0 and len(segs[k - 1]) == 1:
-                ends.add(pos + 1)
-            words.append((pos, pos + len(w), _rare(w)))
-            pos += len(w)
-            starts.add(pos)
-            ends.add(pos)
+            if len(w) == 2 and k + 1 < len(spans) and len(spans[k + 1][2]) == 1:
+                starts.add(s + 1)
+            if len(w) == 2 and k > 0 and len(spans[k - 1][2]) == 1:
+                ends.add(s + 1)
+        words = [(s, e, _rare(w)) for s, e, w in spans]
         for a in starts:
             for b in ends:
                 if not MIN_LEN <= b - a <= MAX_LEN:
@@ -159,17 +157,18 @@ class TermSet:
             for n in sorted(self.by_len, reverse=True):
                 if n > len(run):
                     continue
+                terms = self.by_len[n]
+                exact = {term for term, _ in terms}
+                for i in range(len(run) - n + 1):
+                    if run[i:i + n] in exact:   # already right: no other term may rewrite part of it
+                        taken[base + i: base + i + n] = [True] * n
                 found: list[tuple[float, int, str]] = []
-                for term, tsyl in self.by_len[n]:
-                    for i in range(len(run) - n + 1):
-                        if any(taken[base + i: base + i + n]):
-                            continue
-                        span = run[i:i + n]
-                        if span == term:  # already right: no other term may rewrite part of it
-                            taken[base + i: base + i + n] = [True] * n
-                            continue
-                        if not (cut_ok[i] and cut_ok[i + n]):
-                            continue
+                for i in range(len(run) - n + 1):
+                    span = run[i:i + n]
+                    if any(taken[base + i: base + i + n]) or not (cut_ok[i] and cut_ok[i + n]) \
+                            or common_word(span):
+                        continue
+                    for term, tsyl in terms:
                         cost = _match_cost(span, syl[i:i + n], term, tsyl)
                         if cost is not None and _plausible_slip(span, i, term, words):
                             found.append((cost, i, term))
@@ -229,8 +228,6 @@ def _plausible_slip(span: str, i: int, term: str, words: list[tuple[int, int, st
 
 def _match_cost(span: str, a: tuple, term: str, b: tuple) -> float | None:
     n = len(term)
-    if common_word(span):
-        return None
     total = 0.0
     for x, y in zip(a, b):
         c = syllable_cost(x, y)
