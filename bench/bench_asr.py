@@ -10,7 +10,7 @@ configured VAD and ASR plugins and core.speech.SpeechPipeline.
     .venv/bin/python bench/bench_asr.py --quick --passes 1   # 1 stream, the set once (~1.5 min)
     .venv/bin/python bench/bench_asr.py --quick --set whisper.term_fix=false   # try a setting
 
-Each stream is one session that plays every recording of /work/shared/audio/zh (1 s of silence before
+Each stream is one session that plays every recording of ../shared/audio/zh (1 s of silence before
 the first, ``--gap`` seconds between them). Reported:
   * CER of the finals against transcripts.tsv (normalised: simplified, no punctuation, numerals read
     out); finals are attributed to the recording their audio overlaps most;

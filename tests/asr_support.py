@@ -7,7 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-AUDIO = Path(os.environ.get("MIANSHI_TEST_AUDIO", "/work/shared/audio/zh"))
+# The recordings live in shared/ beside the repository (../shared/audio/zh from the checkout).
+SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
+AUDIO = Path(os.environ.get("MIANSHI_TEST_AUDIO") or SHARED / "audio" / "zh")
 
 
 def references() -> dict[str, str]:

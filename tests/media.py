@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-AUDIO_DIR = Path("/work/shared/audio/zh")
+from tests.asr_support import AUDIO as AUDIO_DIR  # ../shared/audio/zh beside the repository
 SAMPLE_RATE = 16_000
 
 

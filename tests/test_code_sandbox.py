@@ -265,7 +265,10 @@ def test_check_reports_what_is_missing(tmp_path):
     assert BubblewrapRunner({}).check() is None
     missing = BubblewrapRunner({"bwrap": str(tmp_path / "no-bwrap")}).check()
     assert missing and "bubblewrap" in missing
-    assert "must live under /usr" in BubblewrapRunner({"python": "/work/main/.venv/bin/python",
+    outside = tmp_path / "python"              # an executable interpreter outside /usr
+    outside.write_text("#!/bin/sh\n")
+    outside.chmod(0o755)
+    assert "must live under /usr" in BubblewrapRunner({"python": str(outside),
                                                        "languages": ["python"]}).check()
 
 
