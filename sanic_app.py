@@ -13,6 +13,8 @@ from sanic import Sanic
 
 from api import errors
 from api.auth import jwt_secret
+from api.netaddr import trusted_proxies
+from api.throttle import Throttle
 from core.clock import SystemClock
 from core.config import ConfigError, data_dir, load_config
 
@@ -52,13 +54,22 @@ def create_app(config_overrides: dict | None = None, *, clock=None, extra_plugin
     # from the handler (api/ws.py) instead of a closed connection.
     app.config.WEBSOCKET_MAX_SIZE = max_ws * 4
     app.config.REQUEST_MAX_SIZE = max(max_ws, 1_000_000)
+    # A peer that vanished (no FIN: a dead network, a sleeping laptop) is found by pings: it is
+    # dropped after at most interval + timeout seconds without a pong (default 10 + 10).
+    server_cfg = config.get("server", {})
+    app.config.WEBSOCKET_PING_INTERVAL = float(server_cfg.get("ws_ping_interval_seconds", 10.0))
+    app.config.WEBSOCKET_PING_TIMEOUT = float(server_cfg.get("ws_ping_timeout_seconds", 10.0))
     app.ctx.config = config
     app.ctx.jwt_secret = jwt_secret(config)
     app.ctx.clock = clock or SystemClock()
+    app.ctx.trusted_proxies = trusted_proxies(config)
+    app.ctx.throttle = Throttle(config, app.ctx.clock)
     app.ctx.extra_plugins = tuple(extra_plugins)
     app.ctx.embedded = None
     app.ctx.engine = None
     app.ctx.mongo_client = None
+    app.ctx.ws_connections = {}          # user id -> open WebSocket connections (api/ws.py)
+    app.ctx.ws_endings = set()           # connections being ended (api/ws.py)
 
     errors.install(app)
     app.ext.openapi.add_security_scheme("token", "http", scheme="bearer", bearer_format="JWT")

@@ -13,12 +13,8 @@ bp = Blueprint("stats")
 @bp.get("/-/stats")
 async def stats(request):
     app = request.app
-    engine = app.ctx.engine
-    speech = [s.speech for s in engine.sessions.values() if s.speech is not None]
-    return json({"success": True, "sessions": len(engine.sessions), "rss_bytes": rss_bytes(),
-                 "loop": app.ctx.loop_monitor.snapshot(),
-                 "asr": dict(engine.asr_scheduler.stats) if engine.asr_scheduler is not None else None,
-                 "speech_streams": len(speech)})
+    return json({"success": True, **app.ctx.engine.stats(), "rss_bytes": rss_bytes(),
+                 "loop": app.ctx.loop_monitor.snapshot()})
 
 
 @bp.post("/-/stats/reset")

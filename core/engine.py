@@ -25,7 +25,7 @@ from typing import Any, Awaitable, Callable
 from core import events as ev
 from core.clock import Clock, SystemClock
 from core.config import data_dir
-from core.interfaces import AsrContext, InterviewStore, PluginContext
+from core.interfaces import AsrContext, InterviewStore, LeaseLost, PluginContext
 from core.plugins import PluginError, collect, describe, make_plugin_manager
 
 log = logging.getLogger("mianshi.engine")
@@ -51,6 +51,8 @@ class EngineStartError(RuntimeError):
 
 
 END_TEXT = "面试结束，感谢您的参与！评估报告正在生成，稍后可在报告页查看。"
+TAKEN_OVER_TEXT = "该面试已在新的连接中继续，本连接将关闭"
+CLOSE_TAKEN_OVER = 4409          # WebSocket close code of a connection whose interview moved on
 OPTIONAL_KINDS = ("question_source", "scorer")
 
 
@@ -83,6 +85,11 @@ class Engine:
         self.executor = ThreadPoolExecutor(max_workers=int(self.engine_cfg.get("blocking_workers", 4)),
                                            thread_name_prefix="mianshi-blocking")
         self.sessions: dict[str, Session] = {}
+        self.closing: set[asyncio.Task] = set()      # sessions being closed (cleanup runs to the end)
+        # Who writes an interview: "<instance>:<stream>" in its lease (README, "Several instances").
+        self.instance_id = (config.get("_env", {}).get("MIANSHI_INSTANCE_ID") or uuid.uuid4().hex[:12])
+        self.lease_ttl = float(self.engine_cfg.get("lease_ttl_seconds", 10.0))
+        self.lease_check = float(self.engine_cfg.get("lease_check_seconds", 1.0))
         self._open_locks: dict[str, tuple[asyncio.Lock, int]] = {}   # interview id -> (lock, users)
         self.started = False
 
@@ -149,8 +156,12 @@ class Engine:
         self.started = True
 
     async def close(self) -> None:
+        """Server shutdown: every session is ended as if its connection closed (what was heard is
+        flushed and stored), all at once; then the shared parts stop."""
         for session in list(self.sessions.values()):
-            await session.close()
+            session.begin_close("shutdown")
+        while self.closing:
+            await asyncio.gather(*list(self.closing), return_exceptions=True)
         if self.reports is not None:
             await self.reports.aclose()
         if self.asr_scheduler is not None:
@@ -162,6 +173,22 @@ class Engine:
             if closer is not None:
                 await closer()
         self.executor.shutdown(wait=False, cancel_futures=True)
+
+    def stats(self) -> dict:
+        """Live sessions and their parts (``GET /-/stats``, benchmarks)."""
+        return {"sessions": len(self.sessions), "closing": len(self.closing),
+                "speech_streams": sum(1 for s in self.sessions.values() if s.speech is not None),
+                "vision_monitors": sum(1 for s in self.sessions.values() if s.cheat is not None),
+                "session_tasks": sum(len(s.tasks) for s in self.sessions.values()),
+                "asr": dict(self.asr_scheduler.stats) if self.asr_scheduler is not None else None}
+
+    def _track_closing(self, coro, name: str) -> asyncio.Task:
+        """Run a session's cleanup as a task of its own: whoever awaits it may be cancelled (a
+        WebSocket handler is, when its socket drops), the cleanup is not."""
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self.closing.add(task)
+        task.add_done_callback(self.closing.discard)
+        return task
 
     def plugins_listing(self) -> dict:
         return {"plugins": describe(self.pm, self.registries, self.active),
@@ -175,14 +202,18 @@ class Engine:
             log.exception("interview_event hook failed")
 
     # -- sessions ---------------------------------------------------------------------------------
-    async def open_session(self, user_id: str, request: ev.CreateStream, send: Send) -> "Session":
+    async def open_session(self, user_id: str, request: ev.CreateStream, send: Send,
+                           hangup: Callable[[int, str], Awaitable[None]] | None = None) -> "Session":
+        """A session for ``create_stream``: validates, takes the interview's lease (fencing out any
+        earlier connection on any instance) and registers it. ``hangup(code, reason)`` closes the
+        connection; the session calls it when the interview is taken over."""
         iid = request.interview_id
         lock, users = self._open_locks.get(iid, (None, 0))
         lock = lock or asyncio.Lock()
         self._open_locks[iid] = (lock, users + 1)
         try:
             async with lock:
-                return await self._open_session_locked(user_id, request, send)
+                return await self._open_session_locked(user_id, request, send, hangup)
         finally:
             lock, users = self._open_locks[iid]
             if users <= 1:
@@ -190,12 +221,13 @@ class Engine:
             else:
                 self._open_locks[iid] = (lock, users - 1)
 
-    async def _open_session_locked(self, user_id: str, request: ev.CreateStream, send: Send) -> "Session":
+    async def _open_session_locked(self, user_id: str, request: ev.CreateStream, send: Send,
+                                   hangup) -> "Session":
         existing = self.sessions.get(request.interview_id)
         if existing is not None:
             if existing.user_id != user_id:
                 raise SessionError("面试不存在或无权访问", "interview_id")
-            await existing.close(takeover=True)
+            await existing.close("takeover")
         interview = await self.store.load_interview(user_id, request.interview_id)
         if interview is None:
             raise SessionError("面试不存在或无权访问", "interview_id")
@@ -207,7 +239,15 @@ class Engine:
             raise SessionError(f"该面试已使用简历 {bound} 开始，不能更换简历", "resume_id")
         if interview.get("status") == "finished":
             raise SessionError("该面试已结束，请查看面试报告", "interview_id")
-        session = Session(self, user_id, interview, resume, send)
+        stream_id = uuid.uuid4().hex
+        interview = await self.store.take_lease(user_id, request.interview_id, f"{self.instance_id}:{stream_id}",
+                                                self.lease_ttl)
+        if interview is None:
+            raise SessionError("面试不存在或无权访问", "interview_id")
+        if interview.get("status") == "finished":       # finished on another instance meanwhile
+            raise SessionError("该面试已结束，请查看面试报告", "interview_id")
+        session = Session(self, user_id, interview, resume, send, stream_id=stream_id,
+                          epoch=int(interview["lease_epoch"]), hangup=hangup)
         self.sessions[request.interview_id] = session
         return session
 
@@ -263,14 +303,18 @@ class _PhaseCtx:
 
 
 class Session:
-    def __init__(self, engine: Engine, user_id: str, interview: dict, resume: dict, send: Send) -> None:
+    def __init__(self, engine: Engine, user_id: str, interview: dict, resume: dict, send: Send, *,
+                 stream_id: str | None = None, epoch: int | None = None, hangup=None) -> None:
         self.engine = engine
         self.user_id = user_id
         self.interview = interview
         self.resume = resume
         self.interview_id = str(interview.get("id") or interview.get("_id"))
         self.resume_id = int(resume.get("resume_id") or resume.get("id") or 0)
-        self.stream_id = uuid.uuid4().hex
+        self.stream_id = stream_id or uuid.uuid4().hex
+        self.epoch = epoch                     # lease epoch: fences every write of this session
+        self._hangup = hangup
+        self._closing: asyncio.Task | None = None
         self._send = send
         self._send_lock = asyncio.Lock()
         self.events: asyncio.Queue = asyncio.Queue()
@@ -314,7 +358,16 @@ class Session:
     async def store_update(self, *, set_fields: dict | None = None, push: dict | None = None) -> None:
         fields = dict(set_fields or {})
         fields["updated_at"] = utcnow_iso()
-        await self.engine.store.update_interview(self.interview_id, set_fields=fields, push=push)
+        await self._fenced(self.engine.store.update_interview(self.interview_id, set_fields=fields, push=push,
+                                                              epoch=self.epoch))
+
+    async def _fenced(self, write) -> None:
+        """Await a write fenced by the lease; a refused one ends this session (it was taken over)."""
+        try:
+            await write
+        except LeaseLost:
+            self.begin_close("lost")
+            raise
 
     @property
     def phase(self):
@@ -362,6 +415,8 @@ class Session:
                 await prepare(ctx)
         self.spawn(self._loop(), "events")
         self.spawn(self._ticker(), "ticker")
+        if self.epoch is not None:
+            self.spawn(self._lease_keeper(), "lease")
         if fresh:
             await self._enter(self.index)
         else:
@@ -399,36 +454,81 @@ class Session:
         self.engine.emit(self.interview_id, "end", {"at": utcnow_iso()})
         self.engine.reports.schedule(self.interview_id)
 
-    async def close(self, takeover: bool = False) -> None:
-        """The connection ended (or a new one took over): finish what was heard, stop the tasks."""
-        if self.closed:
-            return
-        if takeover:
-            await self.send(ev.error("该面试已在新的连接中继续，本连接将关闭"))
+    async def close(self, reason: str = "closed") -> None:
+        """End the session: ``closed`` (the connection ended) and ``shutdown`` finish what was heard
+        and store it; ``takeover`` (a new connection on this instance) does too, then tells this
+        client and hangs up; ``lost`` (the lease went to another connection, maybe on another
+        instance) writes nothing more. Idempotent, and not cancellable half way: the work runs in
+        a task of its own that the caller only waits for."""
+        await asyncio.shield(self.begin_close(reason))
+
+    def begin_close(self, reason: str) -> asyncio.Task:
+        if self._closing is None:
+            self._closing = self.engine._track_closing(self._close(reason), f"{self.interview_id}:close")
+        return self._closing
+
+    async def _close(self, reason: str) -> None:
+        lost = reason == "lost"
+        try:
+            if reason in ("takeover", "lost"):
+                await _quietly(asyncio.wait_for(self.send(ev.error(TAKEN_OVER_TEXT, code=CLOSE_TAKEN_OVER)), 2.0), "telling the client")
+            if not lost:
+                await self._finish_pending()
+            self.closed = True
+            if self.speech is not None:
+                await _quietly(self.speech.aclose(), "closing the speech pipeline")
+            if self.cheat is not None:
+                await _quietly(self.cheat.aclose(), "closing the cheat monitor")
+            await self._cancel_tasks()
+            if not lost:
+                if self.ctx is not None:
+                    await _quietly(self.ctx.save(), "saving the phase state")
+                if self.epoch is not None:
+                    await _quietly(self.engine.store.release_lease(self.interview_id, self.epoch), "releasing the lease")
+        finally:
+            self.closed = True
+            self.engine._forget(self)
+            if reason in ("takeover", "lost") and self._hangup is not None:
+                # not awaited here: a new connection waiting for this close must not wait for a
+                # dead peer's closing handshake
+                self.engine._track_closing(_quietly(self._hangup(CLOSE_TAKEN_OVER, "taken over"),
+                                                    "closing the connection"), f"{self.interview_id}:hangup")
+
+    async def _finish_pending(self) -> None:
+        """Flush what has been heard and let it reach the phase and the store."""
         if self.speech is not None:
             try:
                 await asyncio.wait_for(self._flush_speech(), 30)
             except Exception:
                 log.exception("flushing speech on close failed")
-            await self.speech.aclose()
-        # let the final utterances reach the phase and the store before stopping
         try:
             await asyncio.wait_for(self._drain_events(), 10)
         except asyncio.TimeoutError:
             pass
         if self.must_finish:
             await asyncio.wait(list(self.must_finish), timeout=60)
-        self.closed = True
-        if self.cheat is not None:
-            await self.cheat.aclose()
-        current = asyncio.current_task()
-        for task in list(self.tasks):
-            if task is not current:
+
+    async def _cancel_tasks(self) -> None:
+        while self.tasks:
+            tasks = list(self.tasks)
+            for task in tasks:
                 task.cancel()
-        await asyncio.gather(*[t for t in self.tasks if t is not current], return_exceptions=True)
-        if self.ctx is not None:
-            await self.ctx.save()
-        self.engine._forget(self)
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _lease_keeper(self) -> None:
+        """Heartbeat the lease; notice within ``lease_check_seconds`` that another connection took
+        the interview (on this instance or another) and end this session."""
+        engine = self.engine
+        while True:
+            await engine.clock.sleep(engine.lease_check)
+            try:
+                held = await engine.store.renew_lease(self.interview_id, self.epoch, engine.lease_ttl)
+            except Exception as exc:        # the database is unreachable: fenced writes still protect
+                log.warning("lease heartbeat of %s failed: %s", self.interview_id, exc)
+                continue
+            if not held:
+                self.begin_close("lost")
+                return
 
     async def _flush_speech(self) -> None:
         """Finish what has been heard: process queued audio, close an open utterance, wait for
@@ -443,7 +543,10 @@ class Session:
 
     # -- inputs -------------------------------------------------------------------------------------
     async def handle(self, message) -> None:
-        """A parsed client message after ``create_stream``."""
+        """A parsed client message after ``create_stream``; ignored once the session is ending
+        (what it heard until then is being flushed)."""
+        if self._closing is not None:
+            return
         if isinstance(message, ev.AudioFrame):
             if self.speech is None:
                 await self.send(ev.error("服务器未启用语音识别，请使用文字作答（text_answer）"))
@@ -490,7 +593,7 @@ class Session:
             qi = ctx.state["index"] + 1
         entry = {"phase": phase, "question_index": qi, "text": text, "source": source,
                  "t_start": t_start, "t_end": t_end, "at": utcnow_iso()}
-        await self.engine.store.append_transcript(self.interview_id, [entry])
+        await self._fenced(self.engine.store.append_transcript(self.interview_id, [entry], epoch=self.epoch))
         self.engine.emit(self.interview_id, "utterance", entry)
 
     async def on_cheat_episode(self, record: dict) -> None:
@@ -541,6 +644,8 @@ class Session:
                 await self._run_transitions()
             except asyncio.CancelledError:
                 raise
+            except LeaseLost:       # taken over: the session is closing and says so itself
+                pass
             except Exception:
                 log.exception("phase %s failed on %r", self.ctx.name if self.ctx else "?", type(event).__name__)
                 await self.send(ev.error("服务器处理该消息时出错，面试将继续"))
@@ -555,3 +660,13 @@ class Session:
             if not self._tick_pending:
                 self._tick_pending = True
                 self.events.put_nowait(ev.Tick(clock.now()))
+
+
+async def _quietly(awaitable, what: str) -> None:
+    """Cleanup steps: one failing (a refused write, a closed socket) must not stop the others."""
+    try:
+        await awaitable
+    except LeaseLost:
+        pass
+    except Exception as exc:
+        log.info("%s failed: %s", what, exc)

@@ -170,20 +170,40 @@ class CodeRunner(Protocol):
 
 
 # --- storage (implemented by storage/, which the engine never imports) --------------------------
+class LeaseLost(Exception):
+    """A write fenced by a lease epoch was refused: another connection (on this instance or any
+    other) has taken the interview over since that epoch was granted."""
+
+
 @runtime_checkable
 class InterviewStore(Protocol):
+    """Every write a live session makes carries its lease ``epoch`` (from ``take_lease``); the
+    database applies it only while the interview's lease still has that epoch, else the write raises
+    ``LeaseLost``. ``epoch=None`` is an unfenced write (REST routes, the report service)."""
+
     async def load_interview(self, user_id: str, interview_id: str) -> dict | None:
         """The interview if it belongs to ``user_id``, else None."""
 
     async def load_resume(self, user_id: str, resume_id: int) -> dict | None:
         """The resume if it belongs to ``user_id``, else None."""
 
+    async def take_lease(self, user_id: str, interview_id: str, owner: str, ttl_seconds: float) -> dict | None:
+        """Make ``owner`` the only writer of the interview: one atomic update that raises the
+        lease epoch by one (fencing out every earlier holder, wherever it runs) and returns the
+        interview as it stands after it, with ``lease.epoch``; None if not ``user_id``'s."""
+
+    async def renew_lease(self, interview_id: str, epoch: int, ttl_seconds: float) -> bool:
+        """Heartbeat: push the lease expiry on; False when the lease is no longer ``epoch``'s."""
+
+    async def release_lease(self, interview_id: str, epoch: int) -> None:
+        """Expire the lease now if ``epoch`` still holds it (the session ended)."""
+
     async def update_interview(self, interview_id: str, *, set_fields: dict | None = None,
-                               push: dict[str, Any] | None = None) -> None:
+                               push: dict[str, Any] | None = None, epoch: int | None = None) -> None:
         """One atomic update of the interview document: ``$set`` of ``set_fields`` and ``$push`` of
         each ``push`` value (a dict, or a list of dicts) onto the named array field."""
 
-    async def append_transcript(self, interview_id: str, entries: list[dict]) -> None:
+    async def append_transcript(self, interview_id: str, entries: list[dict], epoch: int | None = None) -> None:
         """Append final utterances (never partials) to the interview's transcript."""
 
     async def load_transcript(self, interview_id: str) -> list[dict]:

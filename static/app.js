@@ -726,6 +726,14 @@ class InterviewRoom {
       go('#/login');
       return;
     }
+    if (ev.code === 4409) {
+      // the interview was continued in another window or tab: reconnecting would take it back
+      this.setConn('该面试已在其他窗口继续，本页面已断开');
+      this.disposed = true;
+      this.stopMedia();
+      return;
+    }
+    // 4429 (too many connections) and everything else: retry with backoff
     const delay = Math.min(10000, 500 * 2 ** this.attempt) + Math.floor(Math.random() * 250);
     this.attempt += 1;
     this.setConn(`连接断开，${(delay / 1000).toFixed(1)} 秒后重连（第 ${this.attempt} 次）`);

@@ -19,15 +19,18 @@ Both are sharded by owner (``interviews_NN``, ``transcripts_NN``, see storage/co
 """
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
+from core.interfaces import LeaseLost
 from storage.common import SHARDS, ShardedCollection, iso, next_sequence, shard_name, user_shard, utcnow
-from storage.db import BEFORE, DESCENDING, DuplicateKeyError
+from storage.db import AFTER, BEFORE, DESCENDING, DuplicateKeyError
 
 BUCKET_SIZE = 25      # mongoeco rewrites the whole document on every update: keep buckets small
 UNFINISHED_REPORT_STATES = ("pending", "generating", "retrying")
 SUMMARY_FIELDS = ("position_name", "position_type", "company_name", "status", "phase", "resume_id")
-PROTECTED_FIELDS = {"_id", "user_id", "transcript_count"}
+PROTECTED_FIELDS = {"_id", "user_id", "transcript_count", "lease"}
+PRIVATE_FIELDS = ("_id", "user_id", "lease")      # never in what the API or the engine reads
 
 
 def interview_shard(interview_id) -> int | None:
@@ -45,7 +48,7 @@ def bucket_id(interview_id: str, n: int) -> str:
 def _public(doc: dict) -> dict:
     out = {"id": doc["_id"]}
     for key, value in doc.items():
-        if key in ("_id", "user_id"):
+        if key in PRIVATE_FIELDS:
             continue
         out[key] = iso(value) if hasattr(value, "tzinfo") and hasattr(value, "strftime") else value
     return out
@@ -135,8 +138,59 @@ class InterviewRepository:
             ids.extend([doc["_id"] async for doc in col.find(query, {"_id": 1})])
         return sorted(ids, key=int)
 
+    # --- the lease: one writer per interview across instances ---------------------------------------
+    # ``lease`` = {epoch, owner, taken_at, heartbeat_at, expires_at} on the interview document. Taking
+    # it raises the epoch; every session write filters on ``lease.epoch``, so the database itself
+    # refuses what an earlier holder writes after a takeover (see ``_fenced``).
+    async def take_lease(self, user_id: str, interview_id: str, owner: str, ttl_seconds: float) -> dict | None:
+        col, _ = await self._cols(interview_id)
+        if col is None:
+            return None
+        now = utcnow()
+        doc = await col.find_one_and_update(
+            {"_id": interview_id, "user_id": user_id},
+            {"$inc": {"lease.epoch": 1},
+             "$set": {"lease.owner": owner, "lease.taken_at": now, "lease.heartbeat_at": now,
+                      "lease.expires_at": now + timedelta(seconds=ttl_seconds)}},
+            return_document=AFTER)
+        if doc is None:
+            return None
+        return _public(doc) | {"user_id": user_id, "lease_epoch": int(doc["lease"]["epoch"])}
+
+    async def renew_lease(self, interview_id: str, epoch: int, ttl_seconds: float) -> bool:
+        col, _ = await self._cols(interview_id)
+        if col is None:
+            return False
+        now = utcnow()
+        result = await col.update_one({"_id": interview_id, "lease.epoch": epoch},
+                                      {"$set": {"lease.heartbeat_at": now,
+                                                "lease.expires_at": now + timedelta(seconds=ttl_seconds)}})
+        return result.matched_count == 1
+
+    async def release_lease(self, interview_id: str, epoch: int) -> None:
+        col, _ = await self._cols(interview_id)
+        if col is not None:
+            await col.update_one({"_id": interview_id, "lease.epoch": epoch},
+                                 {"$set": {"lease.expires_at": utcnow(), "lease.owner": None}})
+
+    async def lease(self, interview_id: str) -> dict | None:
+        """The lease as stored (tests, operators)."""
+        doc = await self._find(interview_id, {"lease": 1})
+        return None if doc is None else doc.get("lease")
+
+    @staticmethod
+    def _fenced(interview_id: str, epoch: int | None) -> dict:
+        """The filter of a write by ``epoch``'s holder (any writer when None)."""
+        return {"_id": interview_id} if epoch is None else {"_id": interview_id, "lease.epoch": epoch}
+
+    async def _refused(self, interview_id: str, epoch: int | None) -> Exception:
+        """Why a write matched nothing: the interview is gone, or the lease moved on."""
+        if epoch is not None and await self._find(interview_id, {"_id": 1}) is not None:
+            return LeaseLost(f"interview {interview_id!r}: lease epoch {epoch} was taken over")
+        return LookupError(f"no interview {interview_id!r}")
+
     async def update(self, interview_id: str, *, set_fields: dict | None = None,
-                     push: dict[str, Any] | None = None) -> None:
+                     push: dict[str, Any] | None = None, epoch: int | None = None) -> None:
         update: dict[str, Any] = {}
         sets = dict(set_fields or {})
         bad = PROTECTED_FIELDS.intersection(sets) | PROTECTED_FIELDS.intersection(push or {})
@@ -148,22 +202,27 @@ class InterviewRepository:
             update["$push"] = {key: {"$each": list(value) if isinstance(value, (list, tuple)) else [value]}
                                for key, value in push.items()}
         col, _ = await self._cols(interview_id)
-        result = await col.update_one({"_id": interview_id}, update) if col is not None else None
-        if result is None or result.matched_count == 0:
+        if col is None:
             raise LookupError(f"no interview {interview_id!r}")
+        result = await col.update_one(self._fenced(interview_id, epoch), update)
+        if result.matched_count == 0:
+            raise await self._refused(interview_id, epoch)
 
-    async def append_transcript(self, interview_id: str, entries: list[dict]) -> None:
+    async def append_transcript(self, interview_id: str, entries: list[dict], epoch: int | None = None) -> None:
         entries = list(entries)
         if not entries:
             return
         col, transcripts = await self._cols(interview_id)
         if col is None:
             raise LookupError(f"no interview {interview_id!r}")
+        # The slots are reserved under the fence: an entry is either counted here by the lease holder
+        # or refused; the bucket write below only fills slots already reserved.
         before = await col.find_one_and_update(
-            {"_id": interview_id}, {"$inc": {"transcript_count": len(entries)}, "$set": {"updated_at": utcnow()}},
+            self._fenced(interview_id, epoch),
+            {"$inc": {"transcript_count": len(entries)}, "$set": {"updated_at": utcnow()}},
             projection={"transcript_count": 1}, return_document=BEFORE)
         if before is None:
-            raise LookupError(f"no interview {interview_id!r}")
+            raise await self._refused(interview_id, epoch)
         start = int(before.get("transcript_count", 0))
         chunks: dict[int, list[dict]] = {}
         for offset, entry in enumerate(entries):

@@ -27,12 +27,21 @@ class Store:
         doc = await self.resumes.get(user_id, resume_id)
         return None if doc is None else resume_public(doc)
 
-    async def update_interview(self, interview_id: str, *, set_fields: dict | None = None,
-                               push: dict[str, Any] | None = None) -> None:
-        await self.interviews.update(str(interview_id), set_fields=set_fields, push=push)
+    async def take_lease(self, user_id: str, interview_id: str, owner: str, ttl_seconds: float) -> dict | None:
+        return await self.interviews.take_lease(user_id, str(interview_id), owner, ttl_seconds)
 
-    async def append_transcript(self, interview_id: str, entries: list[dict]) -> None:
-        await self.interviews.append_transcript(str(interview_id), entries)
+    async def renew_lease(self, interview_id: str, epoch: int, ttl_seconds: float) -> bool:
+        return await self.interviews.renew_lease(str(interview_id), epoch, ttl_seconds)
+
+    async def release_lease(self, interview_id: str, epoch: int) -> None:
+        await self.interviews.release_lease(str(interview_id), epoch)
+
+    async def update_interview(self, interview_id: str, *, set_fields: dict | None = None,
+                               push: dict[str, Any] | None = None, epoch: int | None = None) -> None:
+        await self.interviews.update(str(interview_id), set_fields=set_fields, push=push, epoch=epoch)
+
+    async def append_transcript(self, interview_id: str, entries: list[dict], epoch: int | None = None) -> None:
+        await self.interviews.append_transcript(str(interview_id), entries, epoch=epoch)
 
     async def load_transcript(self, interview_id: str) -> list[dict]:
         return await self.interviews.load_transcript(str(interview_id))
