@@ -2,6 +2,8 @@
 ``POST /-/stats/reset`` clears the lag window (only from loopback)."""
 from __future__ import annotations
 
+import asyncio
+
 from sanic import Blueprint, json
 
 from api.errors import ApiError
@@ -14,7 +16,7 @@ bp = Blueprint("stats")
 async def stats(request):
     app = request.app
     return json({"success": True, **app.ctx.engine.stats(), "rss_bytes": rss_bytes(),
-                 "loop": app.ctx.loop_monitor.snapshot()})
+                 "tasks": len(asyncio.all_tasks()), "loop": app.ctx.loop_monitor.snapshot()})
 
 
 @bp.post("/-/stats/reset")

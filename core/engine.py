@@ -429,7 +429,8 @@ class Session:
     async def _enter(self, index: int) -> None:
         self.index = index
         name = self.contexts[index].name
-        await self.store_update(set_fields={"phase": name})
+        await self.store_update(set_fields={"phase": name},
+                                push={"phase_history": {"phase": name, "at": utcnow_iso()}})
         self.interview["phase"] = name
         self.engine.emit(self.interview_id, "phase", {"phase": name, "at": utcnow_iso()})
         await self.phases[index].on_enter(self.contexts[index])
@@ -449,7 +450,8 @@ class Session:
         self.finished = True
         message = ev.interview_message("end", END_TEXT)
         await self.store_update(set_fields={"status": "finished", "phase": "end", "finished_at": utcnow_iso(),
-                                            "current_message": message, "report_status": "pending"})
+                                            "current_message": message, "report_status": "pending"},
+                                push={"phase_history": {"phase": "end", "at": utcnow_iso()}})
         await self.send(message)
         self.engine.emit(self.interview_id, "end", {"at": utcnow_iso()})
         self.engine.reports.schedule(self.interview_id)
