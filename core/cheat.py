@@ -36,12 +36,30 @@ from datetime import datetime, timezone
 from typing import Awaitable, Callable, Optional
 
 from core.clock import Clock
-from core.events import CHEAT_KINDS, CheatSignal
-from core.interfaces import CheatDetector
+from core.events import CheatSignal
+from core.interfaces import CheatDetector, CheatKind
 
 log = logging.getLogger("mianshi.cheat")
 
-FRAME_KINDS = tuple(k for k in CHEAT_KINDS if k != "tab_hidden")
+# The monitor's own kind: the page reports it (client_event), no detector does.
+TAB_HIDDEN = CheatKind("tab_hidden", "检测到切换页面或窗口，请保持在面试页面。", "切换了页面")
+
+
+def declared_kinds(detectors: list[CheatDetector]) -> dict[str, CheatKind]:
+    """Every kind the detectors declare (their ``kinds``), and ``tab_hidden``, by name. A kind that
+    two detectors declare must be declared alike; ``ValueError`` says which differ."""
+    kinds = {TAB_HIDDEN.name: TAB_HIDDEN}
+    for detector in detectors:
+        for kind in getattr(detector, "kinds", ()) or ():
+            if not isinstance(kind, CheatKind) or not (kind.name and kind.text and kind.label):
+                raise ValueError(f"cheat detector {detector.name!r}: kinds must be CheatKind(name, text, label), "
+                                 f"got {kind!r}")
+            known = kinds.get(kind.name)
+            if known is not None and known != kind:
+                raise ValueError(f"cheat kind {kind.name!r} is declared differently by detector "
+                                 f"{detector.name!r} ({kind}) and before it ({known})")
+            kinds[kind.name] = kind
+    return kinds
 
 
 def _utcnow_iso() -> str:
@@ -91,11 +109,14 @@ class CheatMonitor:
                  on_episode: Callable[[dict], Awaitable[None]],
                  on_frame_error: Callable[[str], Awaitable[None]],
                  settings: dict | None = None,
-                 on_episode_end: Optional[Callable[[dict], Awaitable[None]]] = None) -> None:
-        from plugins import _vision_util as vu
+                 on_episode_end: Optional[Callable[[dict], Awaitable[None]]] = None,
+                 kinds: dict[str, CheatKind] | None = None) -> None:
+        from core import frames as vu
 
         s = dict(settings or {})
         self.detectors = list(detectors)
+        self.kinds = kinds if kinds is not None else declared_kinds(self.detectors)
+        self.frame_kinds = tuple(k for k in self.kinds if k != TAB_HIDDEN.name)
         self.pool = pool
         self.clock = clock
         self.on_episode = on_episode
@@ -154,13 +175,13 @@ class CheatMonitor:
             raise ValueError(f"unknown client event {event!r}")
         if self._closed:
             return
+        kind = TAB_HIDDEN.name
         if event == "tab_hidden":
-            if "tab_hidden" in self._open:
+            if kind in self._open:
                 return
-            await self._open_episode("tab_hidden", _utcnow_iso(), 0, "client", {"event": "tab_hidden"})
-        else:
-            if "tab_hidden" in self._open:
-                await self._close_episode("tab_hidden", _utcnow_iso())
+            await self._open_episode(kind, _utcnow_iso(), 0, "client", {"event": event})
+        elif kind in self._open:
+            await self._close_episode(kind, _utcnow_iso())
 
     async def drain(self) -> None:
         """Wait until every queued frame has been processed (or dropped)."""
@@ -239,8 +260,9 @@ class CheatMonitor:
                 self.stats["detector_errors"] += 1
                 continue
             for sig in out or []:
-                if sig.kind is not None and sig.kind not in FRAME_KINDS:
-                    log.warning("detector %s returned unknown kind %r; ignored", detector.name, sig.kind)
+                if sig.kind is not None and sig.kind not in self.frame_kinds:
+                    log.warning("detector %s returned kind %r that it does not declare in its kinds; ignored",
+                                detector.name, sig.kind)
                     continue
                 signals.append(sig)
         return signals, (time.perf_counter() - t0) * 1000
@@ -264,7 +286,7 @@ class CheatMonitor:
             elif hits >= self.consecutive_frames:
                 await self._open_episode(kind, self._run_start.get(kind, wall), hits, sig.detector,
                                          dict(sig.detail, score=round(float(sig.score), 3)))
-        for kind in FRAME_KINDS:
+        for kind in self.frame_kinds:
             if kind in best:
                 continue
             self._hits[kind] = 0
@@ -278,8 +300,9 @@ class CheatMonitor:
 
     async def _open_episode(self, kind: str, started_at: str, frames: int, detector: str,
                             detail: dict) -> None:
-        record = {"kind": kind, "started_at": started_at, "frames": frames, "detector": detector,
-                  "detail": detail}
+        declared = self.kinds[kind]
+        record = {"kind": kind, "text": declared.text, "label": declared.label, "started_at": started_at,
+                  "frames": frames, "detector": detector, "detail": detail}
         self._open[kind] = record
         self.episodes.append(record)
         self.stats["episodes"] += 1

@@ -79,6 +79,7 @@ class Engine:
         self.detectors: list = []
         self.code_runner = None
         self.code_runner_problem: str | None = None
+        self.cheat_kinds: dict = {}                  # name -> core.interfaces.CheatKind
         self.asr_scheduler = None
         self.vision_pool = None
         self.reports = None
@@ -148,7 +149,11 @@ class Engine:
             from core.speech import AsrScheduler
             self.asr_scheduler = AsrScheduler(workers=int(cfg.get("asr_workers", 2)))
         if self.detectors:
-            from core.cheat import VisionPool
+            from core.cheat import VisionPool, declared_kinds
+            try:
+                self.cheat_kinds = declared_kinds(self.detectors)
+            except ValueError as exc:
+                raise EngineStartError(str(exc)) from None
             self.vision_pool = VisionPool(workers=int(cfg.get("vision_workers", 1)))
         from core.report import ReportService
         self.reports = ReportService(self.scorers, self.store, self.clock, self.config.get("report", {}))
@@ -398,7 +403,7 @@ class Session:
                                       on_episode=self.on_cheat_episode,
                                       on_frame_error=self.on_frame_error,
                                       settings=engine.config.get("cheat", {}),
-                                      on_episode_end=self.on_cheat_episode_end)
+                                      on_episode_end=self.on_cheat_episode_end, kinds=engine.cheat_kinds)
         stored_phase = self.interview.get("phase")
         names = [name for name, _ in engine.phase_factories]
         fresh = stored_phase not in names
@@ -599,7 +604,7 @@ class Session:
         self.engine.emit(self.interview_id, "utterance", entry)
 
     async def on_cheat_episode(self, record: dict) -> None:
-        await self.send(ev.cheat_detected(record["kind"]))
+        await self.send(ev.cheat_detected(record["kind"], record["text"]))
         self._cheat_indexes[id(record)] = self._cheat_count
         self._cheat_count += 1
         await self.store_update(push={"cheat_events": dict(record, phase=self.ctx.name if self.ctx else "end")})

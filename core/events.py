@@ -241,21 +241,15 @@ class Tick:
 
 
 # --- cheat detection -----------------------------------------------------------------------------
-CHEAT_KINDS = ("multiple_faces", "no_face", "looking_away", "tab_hidden")
-CHEAT_TEXTS = {
-    "multiple_faces": "检测到多个人，疑似作弊！",
-    "no_face": "未检测到人脸，请保持在摄像头画面中。",
-    "looking_away": "检测到视线长时间偏离屏幕，请注视屏幕作答。",
-    "tab_hidden": "检测到切换页面或窗口，请保持在面试页面。",
-}
 
 
 @dataclass(frozen=True)
 class CheatSignal:
     """One detector's reading of one frame.
 
-    ``kind`` is one of CHEAT_KINDS when the frame looks suspicious, or ``None`` for a frame the
-    detector considers normal ("ok" evidence that closes an episode). ``detail`` is stored.
+    ``kind`` names one of the detector's declared ``CheatKind``s when the frame looks suspicious, or
+    is ``None`` for a frame the detector considers normal ("ok" evidence that closes an episode).
+    ``detail`` is stored.
     """
     detector: str
     kind: str | None
@@ -283,8 +277,8 @@ def asr_result(text: str, is_final: bool) -> dict:
     return {"type": "asr_result", "text": text, "is_final": is_final}
 
 
-def cheat_detected(kind: str) -> dict:
-    return {"type": "cheat_detected", "kind": kind, "text": CHEAT_TEXTS[kind]}
+def cheat_detected(kind: str, text: str) -> dict:
+    return {"type": "cheat_detected", "kind": kind, "text": text}
 
 
 def code_result(passed: int, total: int, cases: list, text: str, **extra: Any) -> dict:

@@ -128,8 +128,18 @@ class Scorer(Protocol):
 
 
 # --- vision --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CheatKind:
+    """A kind of suspicious behaviour. ``text`` is what the candidate is shown in ``cheat_detected``
+    (Chinese, a full sentence); ``label`` names it in the report (Chinese, a few characters)."""
+    name: str
+    text: str
+    label: str
+
+
 class CheatDetector(Protocol):
     name: str
+    kinds: tuple[CheatKind, ...]      # every kind this detector may put in a CheatSignal
 
     def detect(self, image: np.ndarray, state: dict) -> list[CheatSignal]:
         """Inspect one decoded BGR frame. ``state`` is this detector's per-session dict (for

@@ -31,8 +31,6 @@ from typing import Any
 
 log = logging.getLogger("mianshi.report")
 
-CHEAT_KINDS_ZH = {"multiple_faces": "检测到多人", "no_face": "未检测到人脸", "looking_away": "视线偏离屏幕",
-                  "tab_hidden": "切换了页面"}
 UNFINISHED_REPORT_STATES = ("pending", "generating", "retrying")
 
 
@@ -116,7 +114,7 @@ def cheat_section(record: dict) -> list[dict]:
         if not isinstance(event, dict):
             continue
         kind = str(event.get("kind") or "unknown")
-        item = {"kind": kind, "kind_zh": CHEAT_KINDS_ZH.get(kind, kind),
+        item = {"kind": kind, "kind_zh": str(event.get("label") or kind),   # the detector's label
                 "started_at": event.get("started_at"), "ended_at": event.get("ended_at"),
                 "frames": event.get("frames")}
         start, end = _seconds(event.get("started_at")), _seconds(event.get("ended_at"))

@@ -17,10 +17,11 @@ import numpy as np
 from core.events import CheatSignal
 from core.hookspecs import hookimpl
 from core.interfaces import PluginContext
-from plugins._vision_util import faces_of_frame, shared_blazeface
+from plugins._vision_util import FACE_COUNT_KINDS, faces_of_frame, shared_blazeface
 
 
 class BlazeFaceCounter:
+    kinds = FACE_COUNT_KINDS
     def __init__(self, model: str = "full_range", min_score: float = 0.5,
                  min_face_fraction: float = 0.0, name: str = "blazeface") -> None:
         if not 0.0 < float(min_score) < 1.0:

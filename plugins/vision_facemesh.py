@@ -23,11 +23,14 @@ import numpy as np
 
 from core.events import CheatSignal
 from core.hookspecs import hookimpl
-from core.interfaces import PluginContext
+from core.interfaces import CheatKind, PluginContext
 from plugins._vision_util import FaceMesh, faces_of_frame, head_pose, shared_blazeface
+
+LOOKING_AWAY = CheatKind("looking_away", "检测到视线长时间偏离屏幕，请注视屏幕作答。", "视线偏离屏幕")
 
 
 class FaceMeshPose:
+    kinds = (LOOKING_AWAY,)
     def __init__(self, face_model: str = "full_range", min_score: float = 0.5, baseline_frames: int = 5,
                  yaw_threshold: float = 20.0, pitch_threshold: float = 20.0,
                  name: str = "facemesh_pose") -> None:

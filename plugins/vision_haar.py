@@ -18,9 +18,11 @@ import numpy as np
 from core.events import CheatSignal
 from core.hookspecs import hookimpl
 from core.interfaces import PluginContext
+from plugins._vision_util import FACE_COUNT_KINDS
 
 
 class HaarFaceCounter:
+    kinds = FACE_COUNT_KINDS
     def __init__(self, cascade: str = "haarcascade_frontalface_default.xml", scale_factor: float = 1.2,
                  min_neighbors: int = 5, min_size: int = 24, name: str = "haar") -> None:
         path = Path(cascade)

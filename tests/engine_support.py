@@ -11,7 +11,7 @@ from core import events as ev
 from core.config import load_config
 from core.engine import Engine
 from core.hookspecs import hookimpl
-from core.interfaces import Question, RunOutcome, VadEvent
+from core.interfaces import CheatKind, Question, RunOutcome, VadEvent
 from storage import db as dbmod
 from storage.store import Store
 
@@ -235,6 +235,7 @@ class EchoRunner:
 class BrightnessDetector:
     """A scripted detector: a dark frame means nobody is in the picture."""
     name = "brightness"
+    kinds = (CheatKind("no_face", "未检测到人脸，请保持在摄像头画面中。", "未检测到人脸"),)
 
     def detect(self, image, state):
         state["frames"] = state.get("frames", 0) + 1

@@ -7,7 +7,7 @@ import pytest
 
 from core import events as ev
 from core.clock import ManualClock
-from engine_support import (HookPlugin, Client, ScriptedSource, engine_config, jpeg_of, make_store, seed,
+from engine_support import (BrightnessDetector, HookPlugin, Client, ScriptedSource, engine_config, jpeg_of, make_store, seed,
                             settle, silence, start_engine, tone)
 
 
@@ -262,7 +262,7 @@ async def test_cheat_detector_hook_reports_one_message_per_episode(store):
     await session.handle(ev.ClientEvent("tab_visible"))
     await settle(session)
     assert [m["kind"] for m in client.of("cheat_detected")] == ["no_face", "tab_hidden"]
-    assert client.of("cheat_detected")[0]["text"] == ev.CHEAT_TEXTS["no_face"]
+    assert client.of("cheat_detected")[0]["text"] == BrightnessDetector.kinds[0].text
     assert len(client.of("error")) == 1                        # the broken frame, skipped
     stored = await store.load_interview(user_id, interview_id)
     events = stored["cheat_events"]
