@@ -93,6 +93,10 @@ def install(app: Sanic) -> None:
         msg = STATUS_MESSAGES.get(status, "请求失败" if status < 500 else "服务器内部错误")
         if status == 400 and "json" in str(exc).lower():
             msg = INVALID_JSON
+        if status == 413:
+            limit = getattr(getattr(request, "app", None), "config", {}).get("REQUEST_MAX_SIZE")
+            if limit:
+                msg = f"请求体过大：最大 {limit / 1024 / 1024:.0f} MB"
         headers = getattr(exc, "headers", None) if status == 405 else None
         return error_response(status, msg, headers=headers)
 

@@ -15,7 +15,8 @@ READ_ONLY = {"resume_id", "completed", "created_at", "updated_at", "success"}
 RESUME_SCHEMA = {"type": "object", "properties": {
     "resume_name": {"type": "string"}, "expected_position": {"type": "string"}, "name": {"type": "string"},
     "education": {"type": "array"}, "work_experience": {"type": "array"}, "projects": {"type": "array"},
-    "skills": {"type": "array", "items": {"type": "string"}}, "self_evaluation": {"type": "string"}}}
+    "skills": {"type": "array", "items": {"type": "string"}}, "self_evaluation": {"type": "string"},
+    "upload_id": {"type": "string", "description": "POST /users/resume/ only: the upload_id of an import"}}}
 NOT_FOUND = "简历不存在"
 
 
@@ -68,8 +69,16 @@ async def list_resumes(request):
 @openapi.secured("token")
 @authenticated
 async def create_resume(request):
-    fields = parse_resume(json_body(request), partial=False)
-    doc = await request.app.ctx.store.resumes.create(request.ctx.user_id, fields)
+    body = json_body(request)
+    upload_id = body.pop("upload_id", None)     # the file of POST /users/resume/import/, kept with it
+    fields = parse_resume(body, partial=False)
+    store = request.app.ctx.store
+    if upload_id is not None:
+        if not isinstance(upload_id, str) or await store.resumes.files.pending(request.ctx.user_id, upload_id) is None:
+            raise bad_request("upload_id（导入的简历文件）不存在或已过期，请重新导入", "upload_id")
+    doc = await store.resumes.create(request.ctx.user_id, fields)
+    if upload_id is not None:
+        doc = await store.resumes.attach_file(request.ctx.user_id, doc["resume_id"], upload_id) or doc
     return json_response({"success": True, "resume_id": doc["resume_id"], "resume": to_public(doc)}, status=201)
 
 

@@ -33,6 +33,9 @@ def to_public(doc: dict) -> dict:
     for key in CONTENT_FIELDS:
         out[key] = doc.get(key, [] if key in LIST_FIELDS else "")
     out["completed"] = is_completed(doc)
+    if doc.get("file"):
+        # the original file the resume was imported from (owner-only GET /users/resume/<id>/file/)
+        out["file"] = {k: doc["file"].get(k) for k in ("filename", "content_type", "size")}
     out["created_at"] = iso(doc.get("created_at"))
     out["updated_at"] = iso(doc.get("updated_at"))
     return out
@@ -40,8 +43,10 @@ def to_public(doc: dict) -> dict:
 
 class ResumeRepository:
     def __init__(self, db) -> None:
+        from storage.resume_files import ResumeFileRepository
         self.db = db
         self.shards = ShardedCollection(db, "resumes")
+        self.files = ResumeFileRepository(db)
 
     async def _col(self, user_id: str):
         return await self.shards.get(user_shard(user_id))
@@ -73,10 +78,31 @@ class ResumeRepository:
         return await (await self._col(user_id)).find_one_and_update({"_id": str(resume_id)}, {"$set": changes}, return_document=AFTER)
 
     async def delete(self, user_id: str, resume_id: int) -> bool:
-        if await self.get(user_id, resume_id) is None:
+        doc = await self.get(user_id, resume_id)
+        if doc is None:
             return False
         result = await (await self._col(user_id)).delete_one({"_id": str(resume_id)})
+        if (doc.get("file") or {}).get("file_id"):
+            await self.files.delete(user_id, doc["file"]["file_id"])     # the original file goes too
         return result.deleted_count == 1
+
+    async def attach_file(self, user_id: str, resume_id: int, file_id: str) -> dict | None:
+        """Attach a pending uploaded file (storage/resume_files.py) to the resume; the resume as it
+        is then, or None when the upload is unknown, expired or not this user's."""
+        meta = await self.files.pending(user_id, file_id)
+        if meta is None or await self.get(user_id, resume_id) is None:
+            return None
+        if not await self.files.attach(user_id, file_id, resume_id):
+            return None
+        info = {"file_id": str(file_id), "filename": meta.get("filename", ""),
+                "content_type": meta.get("content_type", ""), "size": int(meta.get("size") or 0)}
+        return await (await self._col(user_id)).find_one_and_update(
+            {"_id": str(resume_id)}, {"$set": {"file": info}}, return_document=AFTER)
+
+    async def original_file(self, user_id: str, resume_id: int) -> dict | None:
+        doc = await self.get(user_id, resume_id)
+        file_id = ((doc or {}).get("file") or {}).get("file_id")
+        return None if not file_id else await self.files.get(user_id, file_id)
 
     async def list(self, user_id: str) -> list[dict]:
         cursor = (await self._col(user_id)).find({"user_id": user_id}).sort([("updated_at", DESCENDING), ("resume_id", DESCENDING)])
