@@ -26,6 +26,7 @@ from core import events as ev
 from core.clock import Clock, SystemClock
 from core.config import data_dir
 from core.interfaces import AsrContext, InterviewStore, LeaseLost, PluginContext
+from core.phase import INPUTS, Phase, transition_text
 from core.plugins import PluginError, collect, describe, make_plugin_manager
 
 log = logging.getLogger("mianshi.engine")
@@ -121,7 +122,12 @@ class Engine:
         cfg = self.engine_cfg
         try:
             for name in cfg.get("phases", ["intro", "question", "code"]):
-                self.phase_factories.append((name, await self._build("phase", name)))
+                factory = await self._build("phase", name)
+                probe = factory.create()
+                if not isinstance(probe, Phase) or getattr(probe, "input", None) not in INPUTS:
+                    raise PluginError(f"phase {name!r}: create() must return a core.phase.Phase instance whose "
+                                      f"input is one of {', '.join(INPUTS)} (got {type(probe).__name__})")
+                self.phase_factories.append((name, factory))
             if cfg.get("vad") and cfg.get("asr"):
                 self.vad = await self._build("vad", cfg["vad"])
                 self.asr = await self._build("asr", cfg["asr"])
@@ -156,7 +162,8 @@ class Engine:
                 raise EngineStartError(str(exc)) from None
             self.vision_pool = VisionPool(workers=int(cfg.get("vision_workers", 1)))
         from core.report import ReportService
-        self.reports = ReportService(self.scorers, self.store, self.clock, self.config.get("report", {}))
+        self.reports = ReportService(self.scorers, self.store, self.clock, self.config.get("report", {}),
+                                     sections=self.report_sections)
         await self.reports.resume_pending()
         self.started = True
 
@@ -178,6 +185,20 @@ class Engine:
             if closer is not None:
                 await closer()
         self.executor.shutdown(wait=False, cancel_futures=True)
+
+    def report_sections(self, record: dict) -> list[dict]:
+        """What each phase contributes to the report (``PhaseFactory.report_section``), in order."""
+        out = []
+        for name, factory in self.phase_factories:
+            contribute = getattr(factory, "report_section", None)
+            try:
+                section = contribute(record) if contribute is not None else None
+            except Exception:          # one broken phase must not stop the report
+                log.exception("report section of phase %s failed", name)
+                continue
+            if isinstance(section, dict):
+                out.append({**section, "phase": name})
+        return out
 
     def stats(self) -> dict:
         """Live sessions and their parts (``GET /-/stats``, benchmarks)."""
@@ -264,9 +285,11 @@ class Engine:
 class _PhaseCtx:
     """The ``core.phase.PhaseContext`` a session gives to each of its phases."""
 
-    def __init__(self, session: "Session", name: str, settings: dict, state: dict) -> None:
+    def __init__(self, session: "Session", name: str, settings: dict, state: dict, phase) -> None:
         self._session = session
         self.name = name
+        self.input = phase.input          # sent with the phase's interview messages (and its title)
+        self.title = phase.title
         self.settings = settings
         self.state = state
         engine = session.engine
@@ -283,7 +306,7 @@ class _PhaseCtx:
         await self._session.send(message)
 
     async def say(self, text: str, **extra: Any) -> None:
-        await self._session.say(self.name, text, **extra)
+        await self._session.say(self.name, text, input=self.input, phase_title=self.title or None, **extra)
 
     async def save(self) -> None:
         await self._session.store_update(set_fields={f"phase_state.{self.name}": self.state})
@@ -390,9 +413,10 @@ class Session:
         engine = self.engine
         stored_states = self.interview.get("phase_state") or {}
         for name, factory in engine.phase_factories:
-            self.phases.append(factory.create())
+            phase = factory.create()
+            self.phases.append(phase)
             settings = engine.config.get("plugins", {}).get(name, {}) or {}
-            self.contexts.append(_PhaseCtx(self, name, settings, dict(stored_states.get(name) or {})))
+            self.contexts.append(_PhaseCtx(self, name, settings, dict(stored_states.get(name) or {}), phase))
         if engine.asr is not None:
             from core.speech import SpeechPipeline
             self.speech = SpeechPipeline(engine.vad, engine.asr, engine.asr_scheduler, engine.clock,
@@ -415,9 +439,8 @@ class Session:
         else:
             self.index = names.index(stored_phase)
         for phase, ctx in zip(self.phases, self.contexts):
-            prepare = getattr(phase, "prepare", None)
-            if prepare is not None and phase is not self.phases[self.index]:
-                await prepare(ctx)
+            if phase is not self.phases[self.index]:
+                await phase.prepare(ctx)
         self.spawn(self._loop(), "events")
         self.spawn(self._ticker(), "ticker")
         if self.epoch is not None:
@@ -438,6 +461,9 @@ class Session:
                                 push={"phase_history": {"phase": name, "at": utcnow_iso()}})
         self.interview["phase"] = name
         self.engine.emit(self.interview_id, "phase", {"phase": name, "at": utcnow_iso()})
+        text = transition_text(self.phases[index - 1] if index > 0 else None, self.phases[index])
+        if text:
+            await self.contexts[index].say(text)
         await self.phases[index].on_enter(self.contexts[index])
 
     async def _run_transitions(self) -> None:
@@ -453,7 +479,7 @@ class Session:
 
     async def _finish_interview(self) -> None:
         self.finished = True
-        message = ev.interview_message("end", END_TEXT)
+        message = ev.interview_message("end", END_TEXT, input="none")
         await self.store_update(set_fields={"status": "finished", "phase": "end", "finished_at": utcnow_iso(),
                                             "current_message": message, "report_status": "pending"},
                                 push={"phase_history": {"phase": "end", "at": utcnow_iso()}})
@@ -593,12 +619,10 @@ class Session:
         self.events.put_nowait(event)
 
     async def record_utterance(self, text: str, source: str, t_start: float | None, t_end: float | None) -> None:
-        ctx = self.ctx
-        phase = ctx.name if ctx is not None else "end"
-        qi = None
-        if ctx is not None and "plan" in ctx.state and ctx.state.get("index", 0) < len(ctx.state["plan"]):
-            qi = ctx.state["index"] + 1
-        entry = {"phase": phase, "question_index": qi, "text": text, "source": source,
+        ctx, phase = self.ctx, self.phase
+        # which of its prompts the candidate is answering: the phase says (its ``attribution``)
+        where = dict(phase.attribution(ctx)) if phase is not None else {}
+        entry = {**where, "phase": ctx.name if ctx is not None else "end", "text": text, "source": source,
                  "t_start": t_start, "t_end": t_end, "at": utcnow_iso()}
         await self._fenced(self.engine.store.append_transcript(self.interview_id, [entry], epoch=self.epoch))
         self.engine.emit(self.interview_id, "utterance", entry)
@@ -628,7 +652,7 @@ class Session:
         push = None
         if question is not None:
             record = dataclasses.asdict(question)
-            record.update(index=extra.get("question_index"), asked_at=utcnow_iso())
+            record.update(index=extra.get("question_index"), phase=phase_name, asked_at=utcnow_iso())
             push = {"questions": record}
         await self.store_update(set_fields=set_fields, push=push)
         self.interview["current_message"] = message

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Callable
 
 log = logging.getLogger("mianshi.report")
 
@@ -35,58 +35,43 @@ UNFINISHED_REPORT_STATES = ("pending", "generating", "retrying")
 
 
 # --- what the scorers share ------------------------------------------------------------------------
-def _index(value: Any) -> Any:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return value
+def sections(record: dict) -> list[dict]:
+    """The report sections the phases contributed (``PhaseFactory.report_section``), in phase order:
+    ``{"phase", "title", "type", ...}``. Type ``qa``: ``items`` of ``{"index", "question", "kind",
+    "topic", "reference_points", "answer"}``; type ``code``: ``summary`` (with a ``score`` when
+    something was submitted). Other types are shown, not scored."""
+    return [s for s in record.get("sections") or [] if isinstance(s, dict)]
 
 
-def question_answers(record: dict) -> list[dict]:
-    """Each asked question (in order) with the candidate's final answer text joined from the
-    transcript entries of the question phase that carry its ``question_index``."""
-    by_index: dict[Any, list[str]] = {}
-    for entry in record.get("transcript") or []:
-        if not isinstance(entry, dict) or entry.get("phase", "question") != "question":
-            continue
-        text = str(entry.get("text") or "").strip()
-        if text and entry.get("question_index") is not None:
-            by_index.setdefault(_index(entry["question_index"]), []).append(text)
-    questions = [q for q in record.get("questions") or [] if isinstance(q, dict) and q.get("text")]
-    questions.sort(key=lambda q: (_index(q.get("index", 0)) if isinstance(_index(q.get("index", 0)), int) else 0))
+def qa_items(record: dict) -> list[dict]:
+    """Every prompt and answer of every ``qa`` section, in order, each with its ``phase``."""
     out = []
-    for pos, q in enumerate(questions):
-        index = _index(q.get("index", pos + 1))
-        points = q.get("reference_points") or []
-        out.append({"index": index, "question": str(q["text"]), "kind": q.get("kind") or "fundamental",
-                    "topic": q.get("topic") or "", "follow_up_of": q.get("follow_up_of"),
-                    "reference_points": [str(p) for p in points if str(p).strip()] if isinstance(points, list) else [],
-                    "answer": " ".join(by_index.get(index, []))})
+    for section in sections(record):
+        if section.get("type") == "qa":
+            out.extend(dict(item, phase=section.get("phase")) for item in section.get("items") or [])
     return out
 
 
-def code_section(record: dict) -> dict:
-    """The code phase's outcome: the problem, how many submissions, and the FINAL submission, which
-    is what the report judges (the best one is shown for information)."""
-    code = record.get("code") or {}
-    problem = code.get("problem")
-    if isinstance(problem, dict):
-        title = problem.get("title") or problem.get("name") or problem.get("id") or ""
-    else:
-        title = str(problem or "")
-    subs = [s for s in code.get("submissions") or [] if isinstance(s, dict)]
-    out: dict = {"problem_title": title, "attempted": bool(subs), "submissions": len(subs)}
-    if subs:
-        def ratio(s):
-            total = s.get("total") or 0
-            return (s.get("passed") or 0) / total if total else 0.0
-        final = code.get("final") if isinstance(code.get("final"), dict) else subs[-1]
-        best = max(subs, key=ratio)
-        out.update(final_passed=int(final.get("passed") or 0), best_passed=int(best.get("passed") or 0),
-                   total=int(final.get("total") or 0), language=final.get("language") or "",
-                   all_passed=bool(final.get("total")) and final.get("passed") == final.get("total"))
-        out["score"] = round(10 * ratio(final), 1)
+def scored_sections(record: dict, scored: list[dict]) -> list[dict]:
+    """The report's ``sections``: each phase section as contributed, ``qa`` items replaced by their
+    scored versions (``scored`` in the order of ``qa_items``), so the page renders any phase."""
+    queue = list(scored)
+    out = []
+    for section in sections(record):
+        section = dict(section)
+        if section.get("type") == "qa":
+            n = len(section.get("items") or [])
+            section["items"], queue = queue[:n], queue[n:]
+        out.append(section)
     return out
+
+
+def code_summary(record: dict) -> dict:
+    """The summary of the first ``code`` section ({} when there is none)."""
+    for section in sections(record):
+        if section.get("type") == "code":
+            return dict(section.get("summary") or {})
+    return {}
 
 
 def _seconds(value: Any) -> float | None:
@@ -155,9 +140,11 @@ def _iso(dt: datetime) -> str:
 
 # --- the service -----------------------------------------------------------------------------------
 class ReportService:
-    def __init__(self, scorers: list, store, clock, settings: dict | None = None) -> None:
+    def __init__(self, scorers: list, store, clock, settings: dict | None = None,
+                 sections: Callable[[dict], list[dict]] | None = None) -> None:
         settings = dict(settings or {})
         self.scorers = list(scorers)
+        self.sections = sections or (lambda record: [])     # the phases' report sections
         self.store = store
         self.clock = clock
         self.max_attempts = int(settings.get("max_attempts", 5))
@@ -228,12 +215,16 @@ class ReportService:
         return min(self.retry_base * (2 ** max(0, attempt - 1)), self.retry_max)
 
     async def _load(self, interview_id: str) -> dict | None:
+        """The interview with its transcript and the phases' report sections (what scorers read)."""
         loader = getattr(self.store, "load_report_source", None)
         if loader is not None:
-            return await loader(interview_id)
-        record = await self.store.load_interview_by_id(interview_id)
-        if record is not None and "transcript" not in record:
-            record = dict(record, transcript=await self.store.load_transcript(interview_id))
+            record = await loader(interview_id)
+        else:
+            record = await self.store.load_interview_by_id(interview_id)
+            if record is not None and "transcript" not in record:
+                record = dict(record, transcript=await self.store.load_transcript(interview_id))
+        if record is not None:
+            record = dict(record, sections=self.sections(record))
         return record
 
     async def _set(self, interview_id: str, **fields) -> None:

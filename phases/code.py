@@ -32,6 +32,7 @@ from core import events
 from core.events import CodeSubmit, EndAnswer, Tick
 from core.hookspecs import hookimpl
 from core.interfaces import PluginContext, RunLimits, RunOutcome
+from core.phase import Phase, PhaseFactory
 
 log = logging.getLogger("mianshi.code")
 
@@ -188,12 +189,21 @@ def judge(outcome: RunOutcome, expected: str, limits: RunLimits) -> tuple[bool, 
 
 
 # --- the phase -----------------------------------------------------------------------------------
-class CodePhase:
+OPENING = "下面进入代码题环节。"      # after the questions: the guide's "问答环节结束，下面进入代码题环节。"
+
+
+class CodePhase(Phase):
     name = "code"
+    title = "代码题"
+    input = "code"
+    opening = OPENING
+    closing = "代码题环节结束"
 
     def __init__(self, bank: ProblemBank, settings: dict) -> None:
+        super().__init__(settings)
         self.bank = bank
-        self.settings = settings
+        if not settings.get("announce", True):
+            self.opening = ""
         self.problem: dict | None = None
         self._running: asyncio.Future | None = None
 
@@ -224,8 +234,6 @@ class CodePhase:
 
     # lifecycle
     async def on_enter(self, ctx) -> None:
-        if self.settings.get("announce", True):
-            await ctx.say(events.TEXT_QUESTIONS_END)
         problem = None
         if ctx.state.get("problem_id"):
             problem = self.bank.by_id.get(ctx.state["problem_id"])
@@ -376,8 +384,9 @@ def _summary(record: dict) -> dict:
                                        "error") if record.get(k) is not None}
 
 
-class CodePhaseFactory:
+class CodePhaseFactory(PhaseFactory):
     def __init__(self, ctx: PluginContext) -> None:
+        super().__init__(ctx)
         self.settings = dict(ctx.settings or {})
         directory = self.settings.get("problems_dir")
         path = Path(directory) if directory else PROBLEMS_DIR
@@ -385,8 +394,35 @@ class CodePhaseFactory:
             path = Path(__file__).resolve().parent.parent / path
         self.bank = ProblemBank.load(path)
 
-    def create(self, session: Any = None) -> CodePhase:
+    def create(self) -> CodePhase:
         return CodePhase(self.bank, self.settings)
+
+    def report_section(self, record: dict) -> dict | None:
+        return {"type": "code", "title": CodePhase.title, "summary": code_section(record)}
+
+
+def code_section(record: dict) -> dict:
+    """The code phase's outcome: the problem, how many submissions, and the FINAL submission, which
+    is what the report judges (the best one is shown for information)."""
+    code = record.get("code") or {}
+    problem = code.get("problem")
+    if isinstance(problem, dict):
+        title = problem.get("title") or problem.get("name") or problem.get("id") or ""
+    else:
+        title = str(problem or "")
+    subs = [s for s in code.get("submissions") or [] if isinstance(s, dict)]
+    out: dict = {"problem_title": title, "attempted": bool(subs), "submissions": len(subs)}
+    if subs:
+        def ratio(s):
+            total = s.get("total") or 0
+            return (s.get("passed") or 0) / total if total else 0.0
+        final = code.get("final") if isinstance(code.get("final"), dict) else subs[-1]
+        best = max(subs, key=ratio)
+        out.update(final_passed=int(final.get("passed") or 0), best_passed=int(best.get("passed") or 0),
+                   total=int(final.get("total") or 0), language=final.get("language") or "",
+                   all_passed=bool(final.get("total")) and final.get("passed") == final.get("total"))
+        out["score"] = round(10 * ratio(final), 1)
+    return out
 
 
 @hookimpl

@@ -1,30 +1,35 @@
 """The self-introduction phase: "请开始自我介绍吧", ended by silence, "说完了" or end_answer."""
 from __future__ import annotations
 
-from core.events import TEXT_INTRO_START
 from core.hookspecs import hookimpl
-from core.interfaces import AsrContext, PluginContext
+from core.interfaces import AsrContext
+from core.phase import Phase, PhaseFactory
 from core.resume import resume_terms
 from core.turns import Turn
 
+TEXT_START = "请开始自我介绍吧"          # the guide's
 
-class IntroPhase:
+
+class IntroPhase(Phase):
     name = "intro"
+    title = "自我介绍"
+    input = "speech"
+    opening = TEXT_START
+    closing = "自我介绍结束"
 
-    def __init__(self, settings: dict) -> None:
-        self.settings = settings
+    def __init__(self, settings: dict | None = None) -> None:
+        super().__init__(settings)
         self.turn: Turn | None = None
 
     def _start_turn(self, ctx) -> None:
         """Bias ASR towards the resume and (re)start the silence timer."""
-        ctx.set_asr_context(AsrContext(question=TEXT_INTRO_START, terms=resume_terms(ctx.resume)))
+        ctx.set_asr_context(AsrContext(question=TEXT_START, terms=resume_terms(ctx.resume)))
         self.turn = Turn(float(ctx.timing.get("intro_silence_seconds", 15.0)),
                          str(ctx.timing.get("done_phrase", "说完了")))
         self.turn.start(ctx.clock.now())
 
     async def on_enter(self, ctx) -> None:
-        self._start_turn(ctx)
-        await ctx.say(TEXT_INTRO_START)
+        self._start_turn(ctx)          # the engine has said TEXT_START (the opening)
 
     async def on_resume(self, ctx) -> None:
         self._start_turn(ctx)
@@ -37,16 +42,9 @@ class IntroPhase:
             ctx.state["ended_by"] = reason
             await ctx.finish()
 
-    async def on_exit(self, ctx) -> None:
-        return None
 
-
-class IntroFactory:
-    def __init__(self, ctx: PluginContext) -> None:
-        self.settings = ctx.settings
-
-    def create(self) -> IntroPhase:
-        return IntroPhase(self.settings)
+class IntroFactory(PhaseFactory):
+    phase_class = IntroPhase
 
 
 @hookimpl

@@ -13,9 +13,11 @@ import asyncio
 import dataclasses
 import logging
 
-from core.events import TEXT_INTRO_END
+from typing import Any
+
 from core.hookspecs import hookimpl
-from core.interfaces import AsrContext, FollowUpRequest, PluginContext, Question, QuestionRequest
+from core.interfaces import AsrContext, FollowUpRequest, Question, QuestionRequest
+from core.phase import Phase, PhaseFactory
 from core.resume import resume_terms
 from core.turns import Turn
 
@@ -53,11 +55,15 @@ async def plan_questions(ctx, count: int, timeout: float) -> tuple[list[Question
     return [], "", errors
 
 
-class QuestionPhase:
+class QuestionPhase(Phase):
     name = "question"
+    title = "问答环节"
+    input = "speech"
+    opening = "下面开始问问题。"          # after the intro: the guide's "自我介绍结束，下面开始问问题。"
+    closing = "问答环节结束"
 
-    def __init__(self, settings: dict) -> None:
-        self.settings = settings
+    def __init__(self, settings: dict | None = None) -> None:
+        super().__init__(settings)
         self.turn: Turn | None = None
         self._plan_task: asyncio.Task | None = None
 
@@ -119,8 +125,12 @@ class QuestionPhase:
         question = self._start_turn(ctx)
         await ctx.say(question.text, question_index=index + 1, total=len(plan), question=question)
 
+    def attribution(self, ctx) -> dict:
+        """Utterances belong to the question being asked (1-based, as ``question_index``)."""
+        plan, index = ctx.state.get("plan"), ctx.state.get("index", 0)
+        return {"question_index": index + 1} if plan is not None and index < len(plan) else {}
+
     async def on_enter(self, ctx) -> None:
-        await ctx.say(TEXT_INTRO_END)
         await self._ensure_plan(ctx)
         if not ctx.state["plan"]:
             await ctx.finish()
@@ -188,16 +198,43 @@ class QuestionPhase:
         else:
             await self._ask(ctx)
 
-    async def on_exit(self, ctx) -> None:
-        return None
+
+def _index(value: Any) -> Any:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return value
 
 
-class QuestionFactory:
-    def __init__(self, ctx: PluginContext) -> None:
-        self.settings = ctx.settings
+def question_answers(record: dict, phase: str = "question") -> list[dict]:
+    """Each asked question (in order) with the candidate's final answer text joined from the
+    transcript entries of the phase ``phase`` that carry its ``question_index``."""
+    by_index: dict[Any, list[str]] = {}
+    for entry in record.get("transcript") or []:
+        if not isinstance(entry, dict) or entry.get("phase", phase) != phase:
+            continue
+        text = str(entry.get("text") or "").strip()
+        if text and entry.get("question_index") is not None:
+            by_index.setdefault(_index(entry["question_index"]), []).append(text)
+    questions = [q for q in record.get("questions") or [] if isinstance(q, dict) and q.get("text")
+                 and q.get("phase", phase) == phase]
+    questions.sort(key=lambda q: (_index(q.get("index", 0)) if isinstance(_index(q.get("index", 0)), int) else 0))
+    out = []
+    for pos, q in enumerate(questions):
+        index = _index(q.get("index", pos + 1))
+        points = q.get("reference_points") or []
+        out.append({"index": index, "question": str(q["text"]), "kind": q.get("kind") or "fundamental",
+                    "topic": q.get("topic") or "", "follow_up_of": q.get("follow_up_of"),
+                    "reference_points": [str(p) for p in points if str(p).strip()] if isinstance(points, list) else [],
+                    "answer": " ".join(by_index.get(index, []))})
+    return out
 
-    def create(self) -> QuestionPhase:
-        return QuestionPhase(self.settings)
+
+class QuestionFactory(PhaseFactory):
+    phase_class = QuestionPhase
+
+    def report_section(self, record: dict) -> dict | None:
+        return {"type": "qa", "title": QuestionPhase.title, "items": question_answers(record, self.ctx.name)}
 
 
 @hookimpl

@@ -541,12 +541,12 @@ class LlmScorer(_LlmPlugin):
             "required": ["questions", "summary", "overall_score"], "additionalProperties": False}
 
     async def score(self, record: dict) -> dict:
-        from core.report import cheat_section, code_section, question_answers
+        from core.report import cheat_section, code_summary, qa_items, scored_sections
 
         if not self.client.configured:
             raise LlmNotConfigured("未配置大模型（[plugins.llm] base_url 为空）")
-        items = question_answers(record)
-        code = code_section(record)
+        items = qa_items(record)
+        code = code_summary(record)
         cheats = cheat_section(record)
         data = {"position": position_data(record),
                 "questions": [{"n": i + 1, "question": it["question"], "kind": it["kind"],
@@ -569,12 +569,13 @@ class LlmScorer(_LlmPlugin):
             # An empty answer cannot earn points whatever the model says.
             score = q["score"] if it["answer"].strip() else 0
             questions.append({"index": it["index"], "question": it["question"], "kind": it["kind"],
-                              "answer": it["answer"], "score": score,
+                              "phase": it.get("phase"), "answer": it["answer"], "score": score,
                               "good": clip(q["good"], s.report_field_max_chars),
                               "missing": clip(q["missing"], s.report_field_max_chars),
                               "reference_answer": clip(q["reference_answer"], s.reference_max_chars)})
         return {"overall_score": obj["overall_score"], "summary": clip(obj["summary"], s.summary_max_chars),
                 "questions": questions, "code": code, "cheat_events": cheats,
+                "sections": scored_sections(record, questions),
                 "scorer": self.name, "prompt_version": self.client.prompt_id("report")}
 
 

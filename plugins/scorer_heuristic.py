@@ -24,7 +24,7 @@ import re
 
 from core.hookspecs import hookimpl
 from core.interfaces import PluginContext
-from core.report import cheat_section, code_section, question_answers
+from core.report import cheat_section, code_summary, qa_items, scored_sections
 
 LATIN = re.compile(r"[A-Za-z][A-Za-z0-9+#.\-]*[A-Za-z0-9+#]|[A-Za-z]")
 CJK_RUN = re.compile(r"[\u4e00-\u9fff]+")
@@ -165,19 +165,20 @@ class HeuristicScorer:
         return self.build(record)
 
     def build(self, record: dict) -> dict:
-        items = question_answers(record)
-        questions = [self.score_question(it) for it in items]
+        items = qa_items(record)
+        questions = [dict(self.score_question(it), phase=it.get("phase")) for it in items]
         weights = [0.5 if it.get("kind") == "follow_up" or it.get("follow_up_of") is not None else 1.0
                    for it in items]
         q_mean = (sum(q["score"] * w for q, w in zip(questions, weights)) / sum(weights)) if questions else 0.0
-        code = code_section(record)
+        code = code_summary(record)
         cheats = cheat_section(record)
         overall = q_mean
         if code.get("attempted"):
             overall = 0.8 * q_mean + 0.2 * code.get("score", 0.0) if questions else code.get("score", 0.0)
         overall = round(max(0.0, min(10.0, overall)), 1)
         return {"overall_score": overall, "summary": self.summary(questions, code, cheats, overall),
-                "questions": questions, "code": code, "cheat_events": cheats, "scorer": self.name}
+                "questions": questions, "code": code, "cheat_events": cheats, "scorer": self.name,
+                "sections": scored_sections(record, questions)}
 
     @staticmethod
     def summary(questions: list[dict], code: dict, cheats: list[dict], overall: float) -> str:

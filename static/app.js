@@ -7,6 +7,8 @@ const POSITION_TYPES = [
   ['backend', '后端开发'], ['frontend', '前端开发'], ['pm', '产品经理'], ['qa', '测试'], ['algo', '算法'],
 ];
 const PHASE_LABELS = { intro: '自我介绍', question: '问答环节', code: '代码题', end: '面试结束' };
+// Servers before interview_message.input: what the built-in phases offered.
+const LEGACY_INPUTS = { intro: 'speech', question: 'speech', code: 'code', end: 'none' };
 const LANGUAGE_LABELS = { python: 'Python', javascript: 'JavaScript', cpp: 'C++', c: 'C', java: 'Java', go: 'Go' };
 const AUDIO_RATE = 16000;
 const FRAME_SAMPLES = 640;             // 1 280 bytes, 40 ms
@@ -584,7 +586,9 @@ class InterviewRoom {
     else this.ui.micStatus.textContent = '已开启（当前环节不收音）';
   }
 
-  speakingPhase() { return this.phase === 'intro' || this.phase === 'question'; }
+  // What the client offers comes from the server (interview_message.input: speech | code | none), so
+  // a phase this page has never seen works; older servers send no input: the built-in phases'.
+  speakingPhase() { return this.input === 'speech'; }
 
   socketOpen() { return !!this.ws && this.ws.readyState === WebSocket.OPEN; }
 
@@ -779,12 +783,16 @@ class InterviewRoom {
     const prev = this.phase;
     const sameTurn = this.resumed && phase === prev && msg.text === this.lastSaid;
     this.phase = phase;
+    const prevInput = this.input;
+    this.input = msg.input || LEGACY_INPUTS[phase] || 'none';
+    if (msg.phase_title) PHASE_LABELS[phase] = msg.phase_title;
     this.ui.phase.textContent = PHASE_LABELS[phase] || phase || '';
     this.ui.phase.dataset.phase = phase || '';
-    if (phase === 'question' && msg.total) {
+    this.ui.phase.dataset.input = this.input;
+    if (msg.total) {
       this.ui.progress.textContent = msg.question_index ? `第 ${msg.question_index} / ${msg.total} 题` : `共 ${msg.total} 题`;
-    } else if (phase !== 'question') this.ui.progress.textContent = '';
-    if (phase === 'code' && msg.problem) {
+    } else if (prev !== phase) this.ui.progress.textContent = '';
+    if (this.input === 'code' && msg.problem) {
       this.ui.question.textContent = `代码题：${msg.problem.title || ''}（见下方题目与编辑器）`;
       this.addLine('interviewer', `代码题：${msg.problem.title || ''}`);
     } else {
@@ -795,12 +803,12 @@ class InterviewRoom {
     this.lastSaid = msg.text;
     this.resumed = false;
     if (this.awaitingResume) this.releaseHeld(sameTurn);
-    const speaking = phase === 'intro' || phase === 'question';
+    const speaking = this.input === 'speech';
     this.ui.endAnswer.disabled = !speaking;
     this.ui.sendText.disabled = !speaking;
     this.ui.answerTools.hidden = !speaking;
-    if (prev !== phase && !speaking) this.stopAudioTurn();
-    if (phase === 'code' && (msg.problem || !this.problemShown)) this.showProblem(msg.problem);
+    if (prevInput !== this.input && !speaking) this.stopAudioTurn();
+    if (this.input === 'code' && (msg.problem || !this.problemShown)) this.showProblem(msg.problem);
     if (phase === 'end') this.finish();
     this.updateMicStatus();
   }
@@ -1013,10 +1021,59 @@ function reportView(root, interviewId) {
   return { dispose() { disposed = true; clearTimeout(timer); } };
 }
 
+function renderQaItems(items, id) {
+  return items.length === 0 ? h('p', { class: 'muted' }, '没有回答记录。') :
+    h('div', { id }, items.map((q, i) => h('div', { class: 'item-row report-question' },
+      h('div', { class: 'row', style: 'justify-content: space-between' },
+        h('strong', {}, `第 ${q.index ?? i + 1} 题：${q.question || q.prompt || ''}`), scoreBadge(q.score)),
+      h('p', {}, h('span', { class: 'muted' }, '我的回答：'), q.answer || '（未作答）'),
+      q.good ? h('p', {}, h('span', { class: 'muted' }, '亮点：'), q.good) : null,
+      q.missing ? h('p', {}, h('span', { class: 'muted' }, '不足：'), q.missing) : null,
+      q.comment ? h('p', {}, h('span', { class: 'muted' }, '点评：'), q.comment) : null,
+      q.reference_answer ? h('p', {}, h('span', { class: 'muted' }, '参考答案：'), q.reference_answer) : null)));
+}
+
+function renderCodeSummary(code, id) {
+  return h('div', { id },
+    code.problem_title ? h('p', {}, `题目：${code.problem_title}`) : null,
+    code.attempted
+      ? h('p', {}, `提交 ${code.submissions} 次，最后一次通过 ${code.final_passed ?? 0} / ${code.total ?? 0} 个用例`,
+        code.score != null ? h('span', {}, '，得分 ', scoreBadge(code.score)) : null)
+      : h('p', { class: 'muted' }, '未提交代码。'),
+    code.comment ? h('p', {}, code.comment) : null);
+}
+
+// The report's sections come from the interview's phases (any phase, also one this page has never
+// seen): "qa" sections list prompts and scored answers, "code" sections a code summary, others
+// their items' prompt and answer. Reports written before sections existed use questions / code.
+function renderSections(r) {
+  const ids = new Set();
+  const idFor = (type) => {
+    const legacy = { qa: 'report-questions', code: 'report-code' }[type];
+    if (legacy && !ids.has(legacy)) { ids.add(legacy); return legacy; }
+    return undefined;
+  };
+  return r.sections.map((s) => {
+    const items = s.items || [];
+    const section = h('section', { class: 'report-section', dataset: { phase: s.phase || '', type: s.type || '' } });
+    if (s.type === 'qa') {
+      section.append(h('h2', {}, `${s.title || s.phase}（${items.length} 题）`), renderQaItems(items, idFor('qa')));
+    } else if (s.type === 'code') {
+      section.append(h('h2', {}, s.title || s.phase), renderCodeSummary(r.code || s.summary || {}, idFor('code')));
+    } else {
+      section.append(h('h2', {}, s.title || s.phase), renderQaItems(items, undefined));
+    }
+    return section;
+  });
+}
+
 function renderReport(card, r, id) {
   const questions = r.questions || [];
   const code = r.code || {};
   const cheats = r.cheat_events || [];
+  const body = Array.isArray(r.sections) ? renderSections(r) : [
+    h('h2', {}, `问答（${questions.length} 题）`), renderQaItems(questions, 'report-questions'),
+    h('h2', {}, '代码题'), renderCodeSummary(code, 'report-code')];
   fill(card, 
     h('div', { class: 'row', style: 'justify-content: space-between' },
       h('h1', {}, '面试报告'),
@@ -1030,24 +1087,7 @@ function renderReport(card, r, id) {
         h('div', { class: 'muted' }, '满分 10 分'))),
     h('h2', {}, '总体评价'),
     h('p', { id: 'report-summary' }, r.summary || ''),
-    h('h2', {}, `问答（${questions.length} 题）`),
-    questions.length === 0 ? h('p', { class: 'muted' }, '没有回答记录。') :
-      h('div', { id: 'report-questions' }, questions.map((q, i) => h('div', { class: 'item-row report-question' },
-        h('div', { class: 'row', style: 'justify-content: space-between' },
-          h('strong', {}, `第 ${q.index ?? i + 1} 题：${q.question || ''}`), scoreBadge(q.score)),
-        h('p', {}, h('span', { class: 'muted' }, '我的回答：'), q.answer || '（未作答）'),
-        q.good ? h('p', {}, h('span', { class: 'muted' }, '亮点：'), q.good) : null,
-        q.missing ? h('p', {}, h('span', { class: 'muted' }, '不足：'), q.missing) : null,
-        q.comment ? h('p', {}, h('span', { class: 'muted' }, '点评：'), q.comment) : null,
-        q.reference_answer ? h('p', {}, h('span', { class: 'muted' }, '参考答案：'), q.reference_answer) : null))),
-    h('h2', {}, '代码题'),
-    h('div', { id: 'report-code' },
-      code.problem_title ? h('p', {}, `题目：${code.problem_title}`) : null,
-      code.attempted
-        ? h('p', {}, `提交 ${code.submissions} 次，最后一次通过 ${code.final_passed ?? 0} / ${code.total ?? 0} 个用例`,
-          code.score != null ? h('span', {}, '，得分 ', scoreBadge(code.score)) : null)
-        : h('p', { class: 'muted' }, '未提交代码。'),
-      code.comment ? h('p', {}, code.comment) : null),
+    ...body,
     h('h2', {}, '作弊检测'),
     cheats.length === 0 ? h('p', { class: 'ok', id: 'report-cheats' }, '未发现异常。') :
       h('ul', { id: 'report-cheats' }, cheats.map((c) => h('li', {},

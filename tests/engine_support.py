@@ -12,6 +12,7 @@ from core.config import load_config
 from core.engine import Engine
 from core.hookspecs import hookimpl
 from core.interfaces import CheatKind, Question, RunOutcome, VadEvent
+from core.phase import Phase
 from storage import db as dbmod
 from storage.store import Store
 
@@ -202,15 +203,10 @@ class ScriptedScorer:
         return {"overall_score": 7, "summary": "ok", "questions": [], "code": {}, "cheat_events": []}
 
 
-class OneShotPhase:
+class OneShotPhase(Phase):
     """A third-party phase: asks one thing and finishes on any text answer."""
     name = "oneshot"
-
-    async def on_enter(self, ctx):
-        await ctx.say("请用一句话总结你的优势")
-
-    async def on_resume(self, ctx):
-        return None
+    opening = "请用一句话总结你的优势"
 
     async def on_event(self, ctx, event):
         if isinstance(event, ev.TextAnswer):

@@ -104,11 +104,16 @@ def solution(pid, name):
     return (SOLUTIONS / pid / name).read_text(encoding="utf-8")
 
 
-async def test_enter_sends_transition_then_problem(runner):
+async def test_enter_sends_the_problem_and_declares_the_transition(runner):
+    from core.phase import transition_text
+    from phases.question import QuestionPhase
     phase, ctx = make_phase(), RecordingCtx(runner, ManualClock())
+    # the engine says the transition before on_enter: the question phase's closing + this opening
+    assert transition_text(QuestionPhase(), phase) == "问答环节结束，下面进入代码题环节。"
+    assert transition_text(QuestionPhase(), make_phase({"announce": False})) == ""
+    assert phase.input == "code"
     await phase.on_enter(ctx)
-    first, second = ctx.sent[0], ctx.sent[1]
-    assert first == {"type": "interview_message", "phase": "code", "text": events.TEXT_QUESTIONS_END}
+    second = ctx.sent[0]
     assert second["phase"] == "code" and second["problem"]["id"] == "backend-lru-cache"
     problem = second["problem"]
     assert problem["title"] == "LRU 缓存" and len(problem["examples"]) == 2

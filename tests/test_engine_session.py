@@ -35,13 +35,16 @@ async def test_text_flow_runs_intro_questions_and_end(store):
     engine = await start_engine(store, engine_config(**sources()), plugin, ManualClock())
     user_id, resume_id, interview_id = await seed(store)
     session, client = await open_session(engine, store, user_id, resume_id, interview_id)
-    assert client.of("interview_message") == [ev.interview_message("intro", "请开始自我介绍吧")]
+    assert client.of("interview_message") == [ev.interview_message("intro", "请开始自我介绍吧", input="speech",
+                                                                              phase_title="自我介绍")]
 
     await session.handle(ev.TextAnswer("我叫李明，做了三年后端开发，我说完了"))
     await settle(session)
     msgs = client.of("interview_message")
-    assert msgs[1] == ev.interview_message("question", "自我介绍结束，下面开始问问题。")
-    assert msgs[2] == ev.interview_message("question", "第一题：请介绍Redis持久化", question_index=1, total=2)
+    assert msgs[1] == ev.interview_message("question", "自我介绍结束，下面开始问问题。", input="speech",
+                                           phase_title="问答环节")
+    assert msgs[2] == ev.interview_message("question", "第一题：请介绍Redis持久化", question_index=1, total=2,
+                                           input="speech", phase_title="问答环节")
 
     # ASR is biased towards the question, the resume's terms and the question's reference points
     assert session.asr_context.question == "第一题：请介绍Redis持久化"
@@ -59,7 +62,7 @@ async def test_text_flow_runs_intro_questions_and_end(store):
     assert stored["status"] == "finished" and stored["phase"] == "end"
     assert [q["text"] for q in stored["questions"]] == ["第一题：请介绍Redis持久化", "第二题：Kafka如何保证不丢消息"]
     transcript = await store.load_transcript(interview_id)
-    assert [(t["phase"], t["question_index"], t["text"]) for t in transcript] == [
+    assert [(t["phase"], t.get("question_index"), t["text"]) for t in transcript] == [
         ("intro", None, "我叫李明，做了三年后端开发，我说完了"),
         ("question", 1, "RDB 和 AOF 两种"),
         ("question", 2, "acks=all，说完了"),
@@ -211,7 +214,7 @@ async def test_a_third_party_phase_and_code_runner_plug_in(store):
     assert engine.code_runner.name == "echo" and engine.code_runner_problem is None
     user_id, resume_id, interview_id = await seed(store)
     session, client = await open_session(engine, store, user_id, resume_id, interview_id)
-    assert client.of("interview_message")[0] == ev.interview_message("oneshot", "请用一句话总结你的优势")
+    assert client.of("interview_message")[0] == ev.interview_message("oneshot", "请用一句话总结你的优势", input="speech")
     await session.handle(ev.TextAnswer("学习快"))
     await settle(session)
     assert client.of("interview_message")[-1]["phase"] == "end"

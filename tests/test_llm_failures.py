@@ -4,6 +4,8 @@ the fallback to the question bank without stalling, and what the model is actual
 resume or an answer tries prompt injection."""
 from __future__ import annotations
 
+from core.testing import report_source  # noqa: E402
+
 import json
 import time
 
@@ -177,7 +179,7 @@ async def test_a_server_that_is_down_fails_fast():
     with pytest.raises(LlmError, match="APIConnectionError"):
         await source.generate(_request())
     with pytest.raises(LlmError, match="APIConnectionError"):
-        await scorer.score({"questions": [{"index": 1, "text": "题目"}], "transcript": []})
+        await scorer.score(report_source({"questions": [{"index": 1, "text": "题目"}], "transcript": []}))
     assert time.monotonic() - started < 3
 
 
@@ -281,7 +283,7 @@ REPORT = {"questions": [{"good": "答出了 RDB 和 AOF。", "missing": "没有�
 async def test_llm_report_keeps_record_facts_and_zeroes_empty_answers():
     async with ScriptedServer([Reply.ok(REPORT)]) as server:
         _, scorer = source_and_scorer(server.base_url)
-        report = await scorer.score(RECORD)
+        report = await scorer.score(report_source(RECORD))
         sent = server.requests[0]
     assert [q["score"] for q in report["questions"]] == [5, 0]     # an unanswered question cannot score
     assert report["overall_score"] == 4 and report["scorer"] == "llm" and report["prompt_version"] == "report.v1"
@@ -299,13 +301,13 @@ async def test_llm_report_with_wrong_question_count_is_rejected():
     async with ScriptedServer([Reply.ok(short)]) as server:
         _, scorer = source_and_scorer(server.base_url, max_retries=0)
         with pytest.raises(LlmError, match="at least 2"):
-            await scorer.score(RECORD)
+            await scorer.score(report_source(RECORD))
 
 
 async def test_llm_report_out_of_range_score_is_rejected():
     bad = dict(REPORT, overall_score=42)
     async with ScriptedServer([Reply.ok(bad), Reply.ok(REPORT)]) as server:
         _, scorer = source_and_scorer(server.base_url, max_retries=1)
-        report = await scorer.score(RECORD)
+        report = await scorer.score(report_source(RECORD))
         assert len(server.requests) == 2
     assert report["overall_score"] == 4

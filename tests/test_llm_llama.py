@@ -9,6 +9,7 @@ import pytest
 
 from core.clock import SystemClock
 from core.interfaces import FollowUpRequest, Question, QuestionRequest
+from core.testing import report_sections
 from core.report import ReportService, check_report
 from engine_support import make_store, seed
 from llm_support import LlamaServer, source_and_scorer
@@ -70,7 +71,7 @@ async def test_report_from_a_real_server(llama, mongo_uri):
         _, llm = source_and_scorer(llama.base_url, **dict(TINY, max_tokens=300, report_field_max_chars=60,
                                                           reference_max_chars=80, summary_max_chars=80))
         service = ReportService([llm, HeuristicScorer()], store, SystemClock(),
-                                {"scorer_timeout_seconds": 900, "upgrade_degraded": False})
+                                {"scorer_timeout_seconds": 900, "upgrade_degraded": False}, sections=report_sections())
         service.schedule(interview_id)
         await service.wait(interview_id)
         doc = await store.load_interview_by_id(interview_id)

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from core.clock import ManualClock, SystemClock
+from core.testing import report_sections
 from core.report import ReportService
 from engine_support import make_store, seed
 from llm_support import Reply, ScriptedServer, source_and_scorer
@@ -59,7 +60,7 @@ async def wait_for(store, interview_id, predicate, timeout=10.0) -> dict:
 
 async def test_heuristic_report_is_written_in_the_background(store):
     interview_id = await finished_interview(store)
-    service = ReportService([HeuristicScorer()], store, SystemClock(), {})
+    service = ReportService([HeuristicScorer()], store, SystemClock(), {}, sections=report_sections())
     service.schedule(interview_id)
     assert service.schedule(interview_id) is service.schedule(interview_id)      # one task per interview
     await service.wait(interview_id)
@@ -79,7 +80,7 @@ async def test_llm_failure_falls_back_then_upgrades_later(store):
     clock = ManualClock()
     async with ScriptedServer([Reply(503, {"error": {"message": "overloaded"}})]) as server:
         _, llm = source_and_scorer(server.base_url, clock=clock, max_retries=0)
-        service = ReportService([llm, HeuristicScorer()], store, clock, {"retry_base_seconds": 60})
+        service = ReportService([llm, HeuristicScorer()], store, clock, {"retry_base_seconds": 60}, sections=report_sections())
         service.schedule(interview_id)
         doc = await wait_for(store, interview_id, lambda d: d.get("report_status") == "ready")
         assert doc["report_scorer"] == "heuristic" and doc["report_degraded"] is True
@@ -104,7 +105,7 @@ async def test_every_scorer_failing_retries_with_backoff_then_fails(store):
     clock = ManualClock()
     async with ScriptedServer([Reply.ok("不是 JSON")]) as server:
         _, llm = source_and_scorer(server.base_url, clock=clock, max_retries=0)
-        service = ReportService([llm], store, clock, {"max_attempts": 2, "retry_base_seconds": 30})
+        service = ReportService([llm], store, clock, {"max_attempts": 2, "retry_base_seconds": 30}, sections=report_sections())
         service.schedule(interview_id)
         doc = await wait_for(store, interview_id, lambda d: d.get("report_status") == "retrying")
         assert doc["report_attempts"] == 1 and "invalid JSON" in doc["report_error"]
@@ -122,7 +123,7 @@ async def test_an_unconfigured_llm_is_skipped_without_degrading(store):
     from plugins.llm import LlmScorer
     interview_id = await finished_interview(store)
     service = ReportService([LlmScorer.from_context(plugin_context("llm", {})), HeuristicScorer()], store,
-                            SystemClock(), {})
+                            SystemClock(), {}, sections=report_sections())
     service.schedule(interview_id)
     await service.wait(interview_id)
     doc = await store.load_interview_by_id(interview_id)
@@ -135,14 +136,14 @@ async def test_a_report_interrupted_by_a_restart_is_resumed(store):
     interview_id = await finished_interview(store)
     async with ScriptedServer([Reply(200, b"{}", delay=30.0)]) as server:
         _, slow_llm = source_and_scorer(server.base_url, timeout_seconds=60, max_retries=0)
-        first = ReportService([slow_llm], store, SystemClock(), {})
+        first = ReportService([slow_llm], store, SystemClock(), {}, sections=report_sections())
         first.schedule(interview_id)
         await wait_for(store, interview_id, lambda d: d.get("report_status") == "generating")
         await first.aclose()                                        # the server stops mid-report
     doc = await store.load_interview_by_id(interview_id)
     assert doc["report_status"] == "generating" and "report" not in doc
     assert interview_id in await store.list_report_pending()
-    second = ReportService([HeuristicScorer()], store, SystemClock(), {})   # the next start
+    second = ReportService([HeuristicScorer()], store, SystemClock(), {}, sections=report_sections())   # the next start
     assert await second.resume_pending() >= 1
     await second.wait(interview_id)
     doc = await store.load_interview_by_id(interview_id)
@@ -156,7 +157,7 @@ def test_bad_report_settings():
 
 
 # --- the endpoint --------------------------------------------------------------------------------------
-APP_OVERRIDES = {"engine": {"phases": ["intro", "question"], "vad": "", "asr": "", "cheat_detectors": [],
+APP_OVERRIDES = {"engine": {"phases": ["intro", "question", "code"], "vad": "", "asr": "", "cheat_detectors": [],
                             "code_runner": "", "question_sources": ["llm", "bank"],
                             "scorers": ["llm", "heuristic"]}}
 

@@ -11,7 +11,10 @@ import pytest
 
 from core.interfaces import FollowUpRequest, Question, QuestionRequest
 from core.plugins import collect, make_plugin_manager
-from core.report import check_report, cheat_section, code_section, question_answers
+from core.report import check_report, cheat_section
+from core.testing import report_source
+from phases.code import code_section
+from phases.question import question_answers
 from llm_support import plugin_context, settings
 from plugins.llm import (PROMPTS_DIR, LlmClient, LlmConfigError, LlmNotConfigured, LlmQuestionSource,
                          LlmScorer, LlmSettings, data_block, load_prompt, parse_json_reply, strip_keys,
@@ -178,7 +181,7 @@ async def test_without_base_url_llm_is_registered_but_cleanly_unavailable():
     with pytest.raises(LlmNotConfigured, match="未配置大模型"):
         await source.generate(QuestionRequest(resume={}, interview={}, count=3))
     with pytest.raises(LlmNotConfigured, match="未配置大模型"):
-        await scorer.score({"questions": [{"index": 1, "text": "题"}]})
+        await scorer.score(report_source({"questions": [{"index": 1, "text": "题"}]}))
     assert await source.follow_up(FollowUpRequest({}, {}, Question("题"), "答", [])) is None
     assert time.monotonic() - started < 0.5
 
@@ -230,7 +233,7 @@ RECORD = {
     "code": {"problem": {"id": "two_sum", "title": "两数之和"},
              "submissions": [{"language": "python", "passed": 2, "total": 8},
                              {"language": "python", "passed": 8, "total": 8}]},
-    "cheat_events": [{"kind": "multiple_faces", "started_at": "2024-03-20T14:30:00Z",
+    "cheat_events": [{"kind": "multiple_faces", "label": "检测到多人", "started_at": "2024-03-20T14:30:00Z",
                       "ended_at": "2024-03-20T14:30:04.5Z", "frames": 5}],
 }
 
@@ -267,9 +270,9 @@ def test_key_terms_drop_question_phrasing():
 
 async def test_heuristic_report_is_deterministic_and_complete():
     scorer = HeuristicScorer()
-    report = await scorer.score(RECORD)
+    report = await scorer.score(report_source(RECORD))
     assert check_report(report) == []
-    assert report == await scorer.score(json.loads(json.dumps(RECORD)))    # deterministic
+    assert report == await scorer.score(report_source(json.loads(json.dumps(RECORD))))    # deterministic
     by_index = {q["index"]: q for q in report["questions"]}
     good, dont_know, injected, empty = by_index[1], by_index[2], by_index[3], by_index[4]
     assert good["score"] >= 6 and "布隆过滤器" in good["good"]
@@ -286,7 +289,7 @@ async def test_heuristic_report_is_deterministic_and_complete():
     q_mean = (scores[0] + scores[1] + 0.5 * scores[2] + scores[3]) / 3.5
     assert report["overall_score"] == round(0.8 * q_mean + 0.2 * 10.0, 1)
     assert "不影响评分" in report["summary"]
-    without_cheats = await scorer.score(dict(RECORD, cheat_events=[]))
+    without_cheats = await scorer.score(report_source(dict(RECORD, cheat_events=[])))
     assert without_cheats["overall_score"] == report["overall_score"]
 
 
@@ -300,12 +303,12 @@ async def test_heuristic_more_and_better_answers_score_higher():
     scores = []
     for a in answers:
         rec = {"questions": [q], "transcript": [{"phase": "question", "question_index": 1, "text": a}] if a else []}
-        scores.append((await HeuristicScorer().score(rec))["questions"][0]["score"])
+        scores.append((await HeuristicScorer().score(report_source(rec)))["questions"][0]["score"])
     assert scores[0] == 0 and scores == sorted(scores) and scores[3] >= 8 and len(set(scores)) == 4
 
 
 async def test_heuristic_with_nothing_asked():
-    report = await HeuristicScorer().score({"questions": [], "transcript": []})
+    report = await HeuristicScorer().score(report_source({"questions": [], "transcript": []}))
     assert report["overall_score"] == 0 and report["questions"] == [] and "没有问答记录" in report["summary"]
     assert check_report(report) == []
 

@@ -67,12 +67,14 @@ async def test_guide_flow_with_string_or_number_ids(app_server_factory, api_clie
     ws = await connect(server, client.token)
     await create_stream(ws, str(interview_id), str(resume_id))     # the guide sends strings
     intro = await recv(ws)
-    assert intro == {"type": "interview_message", "phase": "intro", "text": "请开始自我介绍吧"}
+    assert intro == {"type": "interview_message", "phase": "intro", "text": "请开始自我介绍吧", "input": "speech",
+                     "phase_title": "自我介绍"}
     await ws.send(json.dumps({"type": "text_answer", "text": "我是张三，做了四年 Python 后端。"}))
     await ws.send(json.dumps({"type": "end_answer"}))
     msgs = await recv_until(ws, lambda m: m.get("question_index") == 1)
     phase_msgs = [m for m in msgs if m["type"] == "interview_message"]
-    assert phase_msgs[0] == {"type": "interview_message", "phase": "question", "text": "自我介绍结束，下面开始问问题。"}
+    assert phase_msgs[0] == {"type": "interview_message", "phase": "question", "text": "自我介绍结束，下面开始问问题。",
+                             "input": "speech", "phase_title": "问答环节"}
     assert phase_msgs[1]["total"] == 2
     await ws.send(json.dumps({"type": "disconnect"}))
     with pytest.raises(websockets.ConnectionClosed):
