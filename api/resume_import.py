@@ -132,7 +132,8 @@ async def import_resume(request):
     extracted = await _extract(request, data)
     draft, source, warnings = await parse_resume_file(
         extracted.text, llm_client(request.app), file_name=file_name,
-        timeout=float(settings(request.app).get("llm_timeout_seconds", 90.0)))
+        timeout=float(settings(request.app).get("llm_timeout_seconds", 90.0)),
+        max_tokens=int(settings(request.app).get("llm_max_tokens", 3000)))
     warnings = extracted.warnings + warnings
     fields = parse_resume(draft, partial=False)        # the same checks as POST /users/resume/
     store = request.app.ctx.store

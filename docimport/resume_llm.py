@@ -31,7 +31,7 @@ def resume_schema() -> dict:
                           "properties": {f: (_LONG if f in _LONG_FIELDS else _STR) for f in fields},
                           "required": list(fields), "additionalProperties": False}}
     return {"type": "object",
-            "properties": {"name": {"type": "string", "maxLength": 50},
+            "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 50},
                            "expected_position": {"type": "string", "maxLength": 100},
                            "education": entries(ENTRY_FIELDS["education"]),
                            "work_experience": entries(ENTRY_FIELDS["work_experience"]),
@@ -73,13 +73,14 @@ def normalise_llm_resume(obj: dict, file_name: str = "") -> dict:
 
 
 def _check(obj: dict) -> list[str]:
-    filled = [k for k in ("name", "expected_position", "self_evaluation") if str(obj.get(k) or "").strip()]
-    filled += [k for k in ("education", "work_experience", "projects", "skills") if obj.get(k)]
+    draft = normalise_llm_resume(obj)
+    filled = [k for k in ("name", "expected_position", "self_evaluation", "education", "work_experience",
+                          "projects", "skills") if draft.get(k)]
     return [] if filled else ["$: every field is empty"]
 
 
 async def parse_resume(text: str, client=None, *, file_name: str = "", timeout: float = 90.0,
-                       max_chars: int = 12000) -> tuple[dict, str, list[str]]:
+                       max_chars: int = 12000, max_tokens: int = 3000) -> tuple[dict, str, list[str]]:
     """(draft, "llm" | "rules", warnings). With no usable client, or when the model fails in any
     way (not configured, timeout, invalid or empty reply), the rule-based parser answers."""
     warnings: list[str] = []
@@ -87,7 +88,7 @@ async def parse_resume(text: str, client=None, *, file_name: str = "", timeout: 
         try:
             obj = await asyncio.wait_for(
                 client.chat_json("resume_import", {"resume_text": text[:max_chars]}, resume_schema(),
-                                 check=_check, max_tokens=3000),
+                                 check=_check, max_tokens=max_tokens),
                 timeout)
             draft = normalise_llm_resume(obj, file_name)
             if len(text) > max_chars:
