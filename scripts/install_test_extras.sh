@@ -15,6 +15,19 @@ PY="${MIANSHI_PYTHON:-$ROOT/.venv/bin/python}"
 LLAMA_VERSION="0.3.36"
 WHEEL_DIR="${MIANSHI_WHEEL_CACHE:-$HOME/.cache/mianshi/wheels}"
 
+# The example plugins of examples/ (README, "Writing a plugin"), installed as the packages they are, so
+# that the tests load them through their entry points; reinstalled when their files change.
+EXAMPLES_STAMP="$ROOT/.venv/.mianshi-examples.sha256"
+examples_hash="$(cd "$ROOT" && find examples -type f \( -name '*.py' -o -name '*.toml' \) -not -path '*/build/*' \
+                 | sort | xargs sha256sum | sha256sum | cut -d' ' -f1)"
+if [ ! -f "$EXAMPLES_STAMP" ] || [ "$(cat "$EXAMPLES_STAMP")" != "$examples_hash" ]; then
+    echo "install_test_extras: installing the example plugins of examples/" >&2
+    "$PY" -m pip install -q --disable-pip-version-check --no-deps --force-reinstall \
+        "$ROOT/examples/mianshi-behavioral" "$ROOT/examples/mianshi-camera-cover"
+    rm -rf "$ROOT"/examples/*/build "$ROOT"/examples/*/*.egg-info
+    echo "$examples_hash" > "$EXAMPLES_STAMP"
+fi
+
 if "$PY" -c "import llama_cpp, llama_cpp.server, uvicorn, fastapi, sse_starlette, starlette_context, pydantic_settings" 2>/dev/null; then
     exit 0
 fi
