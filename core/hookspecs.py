@@ -11,7 +11,9 @@ through the ``mianshi`` entry-point group::
     my_detector = "my_package.my_detector"
 
 Which registered factories are used, and their settings, is chosen in ``plugins.toml``.
-The protocols the factories must return are in ``core/interfaces.py``.
+What the factories must return: phases in ``core/phase.py`` (base classes ``Phase`` and
+``PhaseFactory``), everything else in ``core/interfaces.py``. ``tests/test_plugin_docs.py`` checks
+these docstrings against the code.
 """
 from __future__ import annotations
 
@@ -26,10 +28,11 @@ def register_phases(register):
     """Register interview phases.
 
     Called once at engine start-up. Call ``register(name, factory)`` for each phase this plugin
-    provides; ``factory(ctx: PluginContext) -> PhaseFactory`` where the returned object has
-    ``create(session) -> Phase`` (one Phase object per interview session). The phase order comes from
-    ``plugins.toml`` ``[engine] phases``; the built-ins are ``intro``, ``question`` and ``code``.
-    Returns nothing.
+    provides; ``factory(ctx: PluginContext) -> PhaseFactory`` (usually a ``core.phase.PhaseFactory``
+    subclass, the class itself being the factory) whose ``create() -> Phase`` gives one
+    ``core.phase.Phase`` per interview session and whose ``report_section(record) -> dict | None`` is
+    the phase's part of the report. The phase order comes from ``plugins.toml`` ``[engine] phases``;
+    the built-ins are ``intro``, ``question`` and ``code``. Returns nothing.
     """
 
 
@@ -79,9 +82,10 @@ def register_cheat_detectors(register):
     """Register cheat detectors run on video frames.
 
     Called once at start-up. ``register(name, factory)``; ``factory(ctx) -> CheatDetector`` (see
-    ``core.interfaces.CheatDetector``). Every detector listed in ``[engine] cheat_detectors`` runs on
-    each accepted frame, off the event loop; the engine merges their ``CheatSignal``s into episodes.
-    Returns nothing.
+    ``core.interfaces.CheatDetector``): ``detect(image, state) -> list[CheatSignal]`` and ``kinds``,
+    the ``CheatKind``s (name, the candidate's text, the report's label) its signals may carry. Every
+    detector listed in ``[engine] cheat_detectors`` runs on each accepted frame, off the event loop;
+    the engine merges their ``CheatSignal``s into episodes. Returns nothing.
     """
 
 
@@ -99,7 +103,7 @@ def interview_event(interview_id, kind, data):
     """Observe what happens in interviews (for logging, metrics, webhooks).
 
     Called synchronously by the engine after each event has been stored: ``kind`` is one of
-    ``phase``, ``utterance``, ``question``, ``cheat``, ``code_result``, ``end``; ``data`` is the
-    stored record (a dict; do not mutate it). Must be fast and must not raise; an exception is
-    logged and ignored. Return value ignored.
+    ``phase``, ``utterance``, ``question``, ``cheat``, ``end``; ``data`` is the stored record (a
+    dict; do not mutate it). Must be fast and must not raise; an exception is logged and ignored.
+    Return value ignored.
     """
