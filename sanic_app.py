@@ -54,10 +54,8 @@ def create_app(config_overrides: dict | None = None, *, clock=None, extra_plugin
     # The protocol limit is above the message limit, so that an oversized message gets an ``error``
     # from the handler (api/ws.py) instead of a closed connection.
     app.config.WEBSOCKET_MAX_SIZE = max_ws * 4
-    # Uploads (api/resume_import.py) may be up to [resume_import] max_file_mb; a body up to twice
-    # that is read so that an oversized file gets the import's own message rather than a bare 413.
-    import_mb = float(config.get("resume_import", {}).get("max_file_mb", 5))
-    app.config.REQUEST_MAX_SIZE = max(max_ws, 1_000_000, int(import_mb * 2 * 1024 * 1024))
+    # (file uploads, api/resume_import.py, are streamed and have their own limit)
+    app.config.REQUEST_MAX_SIZE = max(max_ws, 1_000_000)
     # A peer that vanished (no FIN: a dead network, a sleeping laptop) is found by pings: it is
     # dropped after at most interval + timeout seconds without a pong (default 10 + 10).
     server_cfg = config.get("server", {})

@@ -85,6 +85,30 @@ async def _close_client(app, _loop=None) -> None:
         await client.aclose()
 
 
+MULTIPART_OVERHEAD = 64 * 1024
+
+
+async def read_body(request) -> None:
+    """Upload routes are streamed (``stream=True``), so the app-wide REQUEST_MAX_SIZE does not apply:
+    read the body here, up to the import's file limit plus room for the multipart framing, and
+    refuse a larger one from its Content-Length before reading anything."""
+    cap = limits(request.app).max_bytes + MULTIPART_OVERHEAD
+    too_large = ApiError(413, f"文件过大：最大 {limits(request.app).max_bytes / 1024 / 1024:g} MB", "file")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > cap:
+        raise too_large
+    chunks, size = [], 0
+    while True:
+        chunk = await request.stream.read()
+        if chunk is None:
+            break
+        size += len(chunk)
+        if size > cap:
+            raise too_large
+        chunks.append(chunk)
+    request.body = b"".join(chunks)
+
+
 def _upload(request, *, required: bool = True):
     """The uploaded ``file`` part: (bytes, file name) or a 400 that says what is wrong."""
     ctype = (request.content_type or "").lower()
@@ -122,12 +146,13 @@ def _flag(request, name: str) -> bool:
     raise bad_request(f"{name} 只能是 true 或 false", name)
 
 
-@bp.post("/users/resume/import/")
+@bp.post("/users/resume/import/", stream=True)
 @openapi.summary("从 PDF / Word / 文本文件导入简历（返回草稿；?save=true 直接保存）")
 @openapi.secured("token")
 @authenticated
 async def import_resume(request):
     save = _flag(request, "save")
+    await read_body(request)
     data, file_name = _upload(request)
     extracted = await _extract(request, data)
     draft, source, warnings = await parse_resume_file(
@@ -174,11 +199,12 @@ async def download_original(request, resume_id: str):
                         "X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store"})
 
 
-@bp.post("/interviews/jd/parse/")
+@bp.post("/interviews/jd/parse/", stream=True)
 @openapi.summary("解析职位描述：职位名称、职位描述、任职要求、建议的职位类型")
 @openapi.secured("token")
 @authenticated
 async def parse_job_description(request):
+    await read_body(request)
     text = None
     upload = _upload(request, required=False)
     if upload is not None:

@@ -69,10 +69,11 @@ async function api(method, path, body) {
   const headers = { Accept: 'application/json' };
   const auth = getAuth();
   if (auth && auth.token) headers.Authorization = `Bearer ${auth.token}`;
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  const isForm = body instanceof FormData;            // file uploads: the browser sets the multipart type
+  if (body !== undefined && !isForm) headers['Content-Type'] = 'application/json';
   let resp;
   try {
-    resp = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    resp = await fetch(path, { method, headers, body: body === undefined || isForm ? body : JSON.stringify(body) });
   } catch (e) {
     throw new ApiError('无法连接服务器，请检查网络', 0);
   }
@@ -88,6 +89,16 @@ async function api(method, path, body) {
   }
   return { status: resp.status, data: data || {} };
 }
+
+// multipart upload (resume / job-description files), field "file"
+function apiUpload(path, file) {
+  const form = new FormData();
+  form.append('file', file, file.name);
+  return api('POST', path, form);
+}
+
+// the draft of the last resume import, shown in the resume form (#/resume/import) until saved
+let importedDraft = null;
 
 let flashTimer = null;
 function flash(msg, kind = 'error') {
@@ -196,6 +207,7 @@ async function resumesView(root) {
     h('div', { class: 'row', style: 'justify-content: space-between' },
       h('h1', {}, `我的简历（${data.total ?? resumes.length}）`),
       h('button', { id: 'new-resume', onclick: () => go('#/resume/new') }, '新建简历')),
+    importBox(),
     resumes.length === 0 ? h('p', { class: 'muted', id: 'no-resumes' }, '还没有简历，先创建一份吧。') :
       h('table', { id: 'resume-table' },
         h('thead', {}, h('tr', {}, h('th', {}, '简历名称'), h('th', {}, '期望职位'), h('th', {}, '更新时间'), h('th', {}, '状态'), h('th', {}, '操作'))),
@@ -213,6 +225,47 @@ async function resumesView(root) {
             } }, '删除')))))),
   );
   return {};
+}
+
+// 导入简历: drag a PDF / Word / text file here (or choose one); the parsed draft opens in the form
+function importBox() {
+  const status = h('p', { class: 'muted', id: 'import-status' }, '支持文字版 PDF、Word（.docx）、TXT / Markdown，最大 5 MB。');
+  const input = h('input', { type: 'file', id: 'resume-file', accept: '.pdf,.docx,.txt,.md,application/pdf', hidden: true });
+  const busy = (on) => { box.classList.toggle('busy', on); input.disabled = on; };
+  async function take(file) {
+    if (!file) return;
+    busy(true);
+    status.className = 'muted';
+    status.textContent = `正在解析“${file.name}”…`;
+    try {
+      const { data } = await apiUpload('/users/resume/import/', file);
+      importedDraft = data;
+      go('#/resume/import');
+    } catch (e) {
+      status.className = 'error';
+      status.id = 'import-status';
+      status.textContent = e.message;
+    } finally { busy(false); input.value = ''; }
+  }
+  input.addEventListener('change', () => take(input.files[0]));
+  const box = h('div', { class: 'dropzone', id: 'resume-drop',
+    ondragover: (ev) => { ev.preventDefault(); box.classList.add('over'); },
+    ondragleave: () => box.classList.remove('over'),
+    ondrop: (ev) => { ev.preventDefault(); box.classList.remove('over'); take(ev.dataTransfer.files[0]); } },
+  h('strong', {}, '导入简历'), ' 把简历文件拖到这里，或 ',
+  h('button', { type: 'button', class: 'secondary', id: 'choose-resume-file', onclick: () => input.click() }, '选择文件'),
+  input, status);
+  return box;
+}
+
+async function downloadOriginal(id, name) {
+  const auth = getAuth();
+  const resp = await fetch(`/users/resume/${encodeURIComponent(id)}/file/`, { headers: { Authorization: `Bearer ${auth && auth.token}` } });
+  if (!resp.ok) { flash('原始文件下载失败'); return; }
+  const url = URL.createObjectURL(await resp.blob());
+  const a = h('a', { href: url, download: name || 'resume' });
+  document.body.append(a); a.click(); a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
 }
 
 const LIST_SECTIONS = {
@@ -248,8 +301,11 @@ function readItems(container, section) {
 }
 
 async function resumeEditView(root, id) {
-  const isNew = id === 'new';
+  const imported = id === 'import' ? importedDraft : null;
+  if (id === 'import' && !imported) { go('#/resumes'); return {}; }
+  const isNew = id === 'new' || id === 'import';
   let resume = { skills: [], education: [], work_experience: [], projects: [] };
+  if (imported) resume = { ...resume, ...imported.resume };
   if (!isNew) {
     const { data } = await api('GET', `/users/resume/${encodeURIComponent(id)}/`);
     resume = data.resume || data;
@@ -282,9 +338,11 @@ async function resumeEditView(root, id) {
     };
     for (const section of Object.keys(LIST_SECTIONS)) body[section] = readItems(form, section);
     if (!body.resume_name) { msg.textContent = '请填写简历名称'; return; }
+    if (imported && imported.upload_id) body.upload_id = imported.upload_id;   // keep the original file
     try {
       if (isNew) await api('POST', '/users/resume/', body);
       else await api('PUT', `/users/resume/${encodeURIComponent(id)}/`, body);
+      if (imported) importedDraft = null;
       flash('简历已保存', 'info');
       go('#/resumes');
     } catch (e) {
@@ -302,7 +360,13 @@ async function resumeEditView(root, id) {
   h('div', { class: 'row', style: 'margin-top: 1rem' },
     h('button', { type: 'submit', id: 'save-resume' }, '保存简历'),
     h('button', { type: 'button', class: 'secondary', onclick: () => go('#/resumes') }, '返回')));
-  root.append(h('div', { class: 'card' }, h('h1', {}, isNew ? '新建简历' : '编辑简历'), form));
+  const notice = imported ? h('div', { class: 'import-notice', id: 'import-notice' },
+    h('p', {}, `已从“${(imported.file && imported.file.filename) || '文件'}”解析出以下内容（${imported.source === 'llm' ? '大模型解析' : '规则解析'}），请核对修改后保存。`),
+    (imported.warnings || []).length ? h('ul', { id: 'import-warnings' }, imported.warnings.map((w) => h('li', {}, w))) : null) : null;
+  const original = !isNew && resume.file ? h('p', { class: 'muted' }, '原始文件：',
+    h('button', { type: 'button', class: 'link', id: 'download-original', onclick: () => downloadOriginal(id, resume.file.filename) },
+      `${resume.file.filename}（${Math.ceil((resume.file.size || 0) / 1024)} KB）`)) : null;
+  root.append(h('div', { class: 'card' }, h('h1', {}, imported ? '导入简历：核对后保存' : (isNew ? '新建简历' : '编辑简历')), notice, original, form));
   return {};
 }
 
@@ -384,7 +448,33 @@ async function newInterviewView(root, resumeId) {
   h('p', { class: 'muted' }, '开始后请允许浏览器使用摄像头和麦克风。面试分为自我介绍、问答和代码题三个环节。'),
   msg,
   h('button', { type: 'submit', id: 'create-interview' }, '创建并开始面试'));
-  root.append(h('div', { class: 'card' }, h('h1', {}, '新建面试'), form));
+  const jdText = h('textarea', { id: 'jd-text', placeholder: '把招聘网站上的职位描述整段粘贴到这里，自动填写职位名称、类型、职位描述和任职要求' });
+  const jdMsg = h('p', { class: 'muted', id: 'jd-status' });
+  const jdFill = (d) => {
+    const set = (sel, v) => { if (v) form.querySelector(sel).value = v; };
+    set('#f-position_name', d.position_name);
+    set('#f-company_name', d.company_name);
+    set('#f-position_description', d.position_description);
+    set('#f-position_requirements', d.position_requirements);
+    if (d.position_type) typeSel.value = d.position_type;
+    jdMsg.className = 'muted';
+    jdMsg.textContent = '已根据职位描述填写下方表单，请核对。';
+  };
+  const jdFail = (e) => { jdMsg.className = 'error'; jdMsg.textContent = e.message; };
+  const jdFile = h('input', { type: 'file', id: 'jd-file', accept: '.pdf,.docx,.txt,.md', hidden: true });
+  jdFile.addEventListener('change', async () => {
+    const file = jdFile.files[0];
+    if (!file) return;
+    try { jdFill((await apiUpload('/interviews/jd/parse/', file)).data); } catch (e) { jdFail(e); } finally { jdFile.value = ''; }
+  });
+  const jdBox = h('details', { class: 'jd-box', id: 'jd-box' }, h('summary', {}, '粘贴职位描述'), jdText,
+    h('div', { class: 'row', style: 'margin-top: .5rem' },
+      h('button', { type: 'button', id: 'jd-parse', onclick: async () => {
+        try { jdFill((await api('POST', '/interviews/jd/parse/', { text: jdText.value })).data); } catch (e) { jdFail(e); }
+      } }, '解析并填写'),
+      h('button', { type: 'button', class: 'secondary', onclick: () => jdFile.click() }, '或上传职位描述文件'), jdFile),
+    jdMsg);
+  root.append(h('div', { class: 'card' }, h('h1', {}, '新建面试'), jdBox, form));
   return {};
 }
 
