@@ -354,3 +354,34 @@ async def test_bank_matches_requirement_terms(app_server_factory):
 def parse_jd_requirements(line: str) -> str:
     from docimport.jd import parse_jd
     return parse_jd(f"后端开发工程师\n岗位职责：负责后端服务开发\n任职要求：\n1. {line}")["position_requirements"]
+
+
+async def test_pending_uploads_expire_and_are_capped(app_server_factory, api_client):
+    """A draft's file waits for the user's save for 24 h, at most 5 per user; older ones go at the
+    user's next import. An expired upload cannot be attached."""
+    from datetime import timedelta
+
+    from storage.common import utcnow
+    from storage.resume_files import MAX_PENDING_PER_USER
+    server = await _server(app_server_factory)
+    client = await api_client(server)
+    ids = []
+    for i in range(MAX_PENDING_PER_USER + 2):
+        r = await upload(client, MARKDOWN.encode(), f"v{i}.md")
+        assert r.status_code == 200
+        ids.append(r.json()["upload_id"])
+    files = server.store.resumes.files
+    assert await files.count(client.user_id) == MAX_PENDING_PER_USER
+    assert await files.pending(client.user_id, ids[0]) is None and await files.pending(client.user_id, ids[-1])
+    # expire the newest: it can no longer be attached, and the next import removes it
+    col = await files._col(client.user_id)
+    await col.update_one({"_id": ids[-1]}, {"$set": {"expires_at": utcnow() - timedelta(seconds=1)}})
+    r = await client.post("/users/resume/", json={"resume_name": "x", "upload_id": ids[-1]})
+    assert r.status_code == 400 and "已过期" in r.json()["msg"]
+    assert (await client.get("/users/resume/list/")).json()["total"] == 0
+    await upload(client, MARKDOWN.encode(), "again.md")
+    assert await col.find_one({"_id": ids[-1]}) is None
+    # another user's upload id is unknown here
+    other = await api_client(server)
+    r = await other.post("/users/resume/", json={"resume_name": "x", "upload_id": ids[-2]})
+    assert r.status_code == 400 and r.json()["field"] == "upload_id"
