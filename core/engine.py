@@ -27,7 +27,7 @@ from core.clock import Clock, SystemClock
 from core.config import data_dir
 from core.interfaces import AsrContext, InterviewStore, LeaseLost, PluginContext
 from core.phase import INPUTS, Phase, transition_text
-from core.plugins import PluginError, collect, describe, make_plugin_manager
+from core.plugins import PluginError, builtin_modules_for, collect, describe, make_plugin_manager
 
 log = logging.getLogger("mianshi.engine")
 
@@ -88,6 +88,7 @@ class Engine:
                                            thread_name_prefix="mianshi-blocking")
         self.sessions: dict[str, Session] = {}
         self.closing: set[asyncio.Task] = set()      # sessions being closed (cleanup runs to the end)
+        self._trimmed_at = float("-inf")
         # Who writes an interview: "<instance>:<stream>" in its lease (README, "Several instances").
         self.instance_id = (config.get("_env", {}).get("MIANSHI_INSTANCE_ID") or uuid.uuid4().hex[:12])
         self.lease_ttl = float(self.engine_cfg.get("lease_ttl_seconds", 10.0))
@@ -116,8 +117,20 @@ class Engine:
             log.warning("%s %r unavailable: %s", kind, name, exc)
             return None
 
+    def selected(self) -> dict[str, list[str]]:
+        """What plugins.toml selects, by kind (only the built-in modules providing it are imported)."""
+        cfg = self.engine_cfg
+        speech = bool(cfg.get("vad") and cfg.get("asr"))
+        return {"phase": list(cfg.get("phases", ["intro", "question", "code"])),
+                "vad": [cfg["vad"]] if speech else [], "asr": [cfg["asr"]] if speech else [],
+                "question_source": list(cfg.get("question_sources", ["bank"])),
+                "scorer": list(cfg.get("scorers", ["heuristic"])),
+                "cheat_detector": list(cfg.get("cheat_detectors", [])),
+                "code_runner": [cfg["code_runner"]] if cfg.get("code_runner") else []}
+
     async def start(self) -> None:
-        self.pm = make_plugin_manager(list(self.extra_plugins), load_entry_points=self.load_entry_points)
+        self.pm = make_plugin_manager(list(self.extra_plugins), load_entry_points=self.load_entry_points,
+                                      default_plugins=builtin_modules_for(self.selected()))
         self.registries = collect(self.pm)
         cfg = self.engine_cfg
         try:
@@ -280,6 +293,16 @@ class Engine:
     def _forget(self, session: "Session") -> None:
         if self.sessions.get(session.interview_id) is session:
             del self.sessions[session.interview_id]
+        self._trim_memory()
+
+    def _trim_memory(self) -> None:
+        """A session ended: give the heap's free pages back to the OS (at most every 30 s)."""
+        now = self.clock.now()
+        if now - self._trimmed_at < 30.0:
+            return
+        self._trimmed_at = now
+        from core.loopmon import release_free_memory
+        asyncio.get_running_loop().run_in_executor(self.executor, release_free_memory)
 
 
 class _PhaseCtx:

@@ -18,22 +18,33 @@ from core import hookspecs
 
 log = logging.getLogger("mianshi.plugins")
 
-DEFAULT_PLUGINS: tuple[str, ...] = (
-    "phases.intro",
-    "phases.question",
-    "phases.code",
-    "plugins.question_bank",
-    "plugins.scorer_heuristic",
-    "plugins.vad_energy",
-    "plugins.vad_fsmn",
-    "plugins.asr_whisper",
-    "plugins.asr_funasr",
-    "plugins.llm",
-    "plugins.vision_blazeface",
-    "plugins.vision_haar",
-    "plugins.vision_facemesh",
-    "plugins.sandbox_bwrap",
-)
+# The built-in plugin modules and what each registers (kind -> names), so that the engine imports
+# only the modules whose components plugins.toml selects: without OpenCV, or torch, a server whose
+# configuration uses neither still starts. tests/test_plugin_loading.py checks this table against
+# what the modules really register.
+BUILTIN: dict[str, dict[str, tuple[str, ...]]] = {
+    "phases.intro": {"phase": ("intro",)},
+    "phases.question": {"phase": ("question",)},
+    "phases.code": {"phase": ("code",)},
+    "plugins.question_bank": {"question_source": ("bank",)},
+    "plugins.scorer_heuristic": {"scorer": ("heuristic",)},
+    "plugins.vad_energy": {"vad": ("energy",)},
+    "plugins.vad_fsmn": {"vad": ("fsmn",)},
+    "plugins.asr_whisper": {"asr": ("whisper",)},
+    "plugins.asr_funasr": {"asr": ("funasr",)},
+    "plugins.llm": {"question_source": ("llm",), "scorer": ("llm",)},
+    "plugins.vision_blazeface": {"cheat_detector": ("blazeface",)},
+    "plugins.vision_haar": {"cheat_detector": ("haar",)},
+    "plugins.vision_facemesh": {"cheat_detector": ("facemesh_pose",)},
+    "plugins.sandbox_bwrap": {"code_runner": ("bubblewrap",)},
+}
+DEFAULT_PLUGINS: tuple[str, ...] = tuple(BUILTIN)
+
+
+def builtin_modules_for(selected: dict[str, list[str]]) -> tuple[str, ...]:
+    """The built-in modules that register something ``selected`` (kind -> names) names."""
+    return tuple(module for module, provides in BUILTIN.items()
+                 if any(name in selected.get(kind, ()) for kind, names in provides.items() for name in names))
 
 # hook name -> kind of thing it registers
 REGISTRATION_HOOKS = {
