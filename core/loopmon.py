@@ -51,6 +51,19 @@ class LoopLagMonitor:
             self._task = None
 
 
+def release_free_memory() -> bool:
+    """Hand the C heap's free pages back to the OS (glibc ``malloc_trim``; elsewhere a no-op).
+    Audio buffers, decoded frames and model activations are freed by Python but glibc keeps the
+    pages in its per-thread arenas; with many threads that shows as RSS that only grows."""
+    import ctypes
+    import ctypes.util
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.malloc_trim(0))
+    except (OSError, AttributeError):
+        return False
+
+
 def rss_bytes() -> int:
     """Resident memory of this process (Linux)."""
     try:
