@@ -442,14 +442,17 @@ class Session:
             self.contexts.append(_PhaseCtx(self, name, settings, dict(stored_states.get(name) or {}), phase))
         if engine.asr is not None:
             from core.speech import SpeechPipeline
+            # [limits] audio_queue_frames bounds the per-session audio queue ([speech] queue_frames wins)
+            speech = {"queue_frames": engine.limits.get("audio_queue_frames", 500), **engine.config.get("speech", {})}
             self.speech = SpeechPipeline(engine.vad, engine.asr, engine.asr_scheduler, engine.clock,
-                                         self.on_speech_event, engine.config.get("speech", {}))
+                                         self.on_speech_event, speech)
         if engine.detectors:
             from core.cheat import CheatMonitor
             self.cheat = CheatMonitor(engine.detectors, engine.vision_pool, engine.clock,
                                       on_episode=self.on_cheat_episode,
                                       on_frame_error=self.on_frame_error,
-                                      settings=engine.config.get("cheat", {}),
+                                      settings={"video_queue_frames": engine.limits.get("video_queue_frames", 2),
+                                                **engine.config.get("cheat", {})},
                                       on_episode_end=self.on_cheat_episode_end, kinds=engine.cheat_kinds)
         stored_phase = self.interview.get("phase")
         names = [name for name, _ in engine.phase_factories]

@@ -290,3 +290,16 @@ async def test_a_code_submission_in_flight_is_stored_when_the_connection_drops(s
     assert len(stored["code"]["submissions"]) == 1
     assert stored["code"]["submissions"][0]["language"] == "python"
     await engine.close()
+
+
+async def test_limits_bound_the_audio_and_video_queues(store):
+    plugin = HookPlugin()
+    config = engine_config(engine={"vad": "tone", "asr": "tone", "cheat_detectors": ["brightness"]},
+                           limits={"audio_queue_frames": 7, "video_queue_frames": 3})
+    engine = await start_engine(store, config, plugin, ManualClock())
+    user_id, resume_id, interview_id = await seed(store)
+    session, _ = await open_session(engine, store, user_id, resume_id, interview_id)
+    assert session.speech._queue.maxsize == 7          # [limits] audio_queue_frames
+    assert session.cheat.queue_size == 3               # [limits] video_queue_frames
+    await session.close()
+    await engine.close()
