@@ -30,9 +30,18 @@ HEADINGS = {
     "other": ["获奖情况", "获奖经历", "荣誉奖项", "荣誉证书", "证书", "资格证书", "兴趣爱好", "校园经历",
               "社会实践", "语言能力", "培训经历", "论文发表", "其他信息", "附加信息"],
 }
-_HEADING_OF = {v: k for k, vs in HEADINGS.items() for v in vs}
+ENGLISH_HEADINGS = {
+    "education": ["education", "educational background", "education background"],
+    "work": ["work experience", "experience", "professional experience", "employment history",
+             "work history", "internship experience", "internships"],
+    "projects": ["projects", "project experience", "selected projects"],
+    "skills": ["skills", "technical skills", "skills & tools"],
+    "self_evaluation": ["summary", "self evaluation", "about me", "profile"],
+    "other": ["awards", "honors", "certificates", "certifications", "interests", "languages"],
+}
+_HEADING_OF = {v: k for k, vs in (*HEADINGS.items(), *ENGLISH_HEADINGS.items()) for v in vs}
 _DECOR_LEAD = re.compile(r"^[#>*\s【\[(■●◆◇▌▍|/\\_=~\-—·•]*(?:[一二三四五六七八九十]+[、.]|\d{1,2}[、.)])?\s*")
-_DECOR_TAIL = re.compile(r"[\s】\])*#:=_\-—|/\\]*$")
+_DECOR_TAIL = re.compile(r"[\s】\])*#:：=_\-—|/\\]*$")
 _ENGLISH_TAIL = re.compile(r"\s*[A-Za-z][A-Za-z &/]*$")
 
 # --- dates ---------------------------------------------------------------------------------------
@@ -42,7 +51,7 @@ DATE_RANGE = re.compile(rf"({_D})\s*(?:-|–|—|~|至|到|－)+\s*({_D}|{_NOW})
 SINGLE_DATE = re.compile(rf"(?<!\d)({_D})(?!\d)")
 
 # --- entry fields ---------------------------------------------------------------------------------
-SCHOOL = re.compile(r"[\u4e00-\u9fffA-Za-z()（）]{2,24}?(?:大学|学院|学校|中学|研究生院|研究院|研究所|"
+SCHOOL = re.compile(r"(?:[\u4e00-\u9fffA-Za-z()（）]|(?<=[A-Za-z]) (?=[A-Za-z])){2,40}?(?:大学|学院|学校|中学|研究生院|研究院|研究所|"
                     r"University|College|Institute|School)(?:[(（][^)）]{1,12}[)）])?")
 DEGREES = ["博士研究生", "硕士研究生", "博士", "硕士", "研究生", "本科", "学士", "大专", "专科", "高中", "中专",
            "MBA", "EMBA", "PhD", "Ph.D", "Master", "Bachelor"]
@@ -118,8 +127,8 @@ def normalise(text: str) -> list[str]:
 def heading_of(line: str) -> tuple[str | None, str]:
     """(section, rest of the line) when the line is a section heading, else (None, line)."""
     core = _DECOR_TAIL.sub("", _DECOR_LEAD.sub("", line)).strip()
-    bare = _ENGLISH_TAIL.sub("", core).strip() if _CJK.search(core) else core
-    if bare in _HEADING_OF and len(bare) <= 8:
+    bare = _ENGLISH_TAIL.sub("", core).strip() if _CJK.search(core) else core.lower()
+    if bare in _HEADING_OF and len(bare) <= 24:
         return _HEADING_OF[bare], ""
     m = re.match(r"^[【\[]?\s*([\u4e00-\u9fff]{4,8})\s*[】\]]?\s*(?:[A-Za-z ]+)?\s*(?::|\|)\s*(.+)$", core)
     if m and m.group(1) in _HEADING_OF and len(m.group(1)) >= 4:
@@ -160,7 +169,9 @@ def _is_description(line: str) -> bool:
     if _KV.match(line):
         return False
     plain = DATE_RANGE.sub("", line)
-    return len(plain) > 45 or bool(re.search(r"[。；;，,]\s*\S", plain)) or plain.endswith("。")
+    cjk = len(_CJK.findall(plain))
+    width = cjk + (len(plain) - cjk) / 2          # Latin text takes about twice the characters
+    return width > 45 or bool(re.search(r"[。；;，,]\s*\S", plain)) or plain.endswith("。")
 
 
 def _kv_pairs(line: str) -> list[tuple[str, str]]:
@@ -243,6 +254,7 @@ def split_entries(lines: list[str]) -> list[Entry]:
                 cur.period = (norm_date(period.group(1)), norm_date(period.group(2)))
                 cur.date_first = not cur.header and not cur.pairs
             rest = (line[:period.start()] + "  " + line[period.end():]).strip(" |")
+            rest = re.sub(r"[(（\[【]\s*[)）\]】]", "  ", rest).strip(" |")     # "名称（2020.03-2021.06）"
             if rest and rest not in _LABELS:
                 cur.header.append(rest)
         else:
@@ -282,8 +294,8 @@ def parse_education(entry: Entry) -> dict:
         rest.append(token)
     if not major:
         for token in rest:
-            if (_CJK.search(token) and not re.search(r"\d|GPA|排名|主修|绩点|奖", token, re.I)
-                    and 2 <= len(token) <= 20 and token != school):
+            if ((_CJK.search(token) and 2 <= len(token) <= 20 or re.fullmatch(r"[A-Za-z][A-Za-z &,.-]{2,40}", token))
+                    and not re.search(r"\d|GPA|排名|主修|绩点|奖", token, re.I) and token != school):
                 major = re.sub(r"专业$", "", token) if len(token) > 3 else token
                 break
     out = {"school": school, "major": major, "degree": degree, "start": "", "end": ""}
