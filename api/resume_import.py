@@ -23,7 +23,7 @@ from api.errors import ApiError, bad_request, json_response
 from api.resumes import NOT_FOUND, parse_resume, resume_id_of
 from docimport.errors import ImportFailure
 from docimport.extract import Limits, extract
-from docimport.jd import parse_jd
+from docimport.jd import parse_jd_text
 from docimport.resume_llm import parse_resume as parse_resume_file
 from storage.resumes import to_public
 
@@ -226,4 +226,6 @@ async def parse_job_description(request):
         raise bad_request("职位描述不能为空：请粘贴职位描述文字或上传文件", "text")
     if len(text) > MAX_JD_CHARS:
         raise bad_request(f"职位描述过长：最多 {MAX_JD_CHARS} 个字符", "text")
-    return json_response({"success": True, **parse_jd(text), "source": "rules"})
+    fields, source, warnings = await parse_jd_text(
+        text, llm_client(request.app), timeout=float(settings(request.app).get("llm_timeout_seconds", 90.0)))
+    return json_response({"success": True, **fields, "source": source, "warnings": warnings})

@@ -1,8 +1,11 @@
 """A job description (pasted text or a file's text) split into the fields of the interview form:
 ``position_name``, ``company_name``, ``position_description`` (duties), ``position_requirements``
-(qualifications) and a suggested ``position_type`` (backend / frontend / pm / qa / algo), by rules."""
+(qualifications) and a suggested ``position_type`` (backend / frontend / pm / qa / algo): by rules, or
+by the configured LLM (``prompts/jd_parse.<version>.md``, schema-checked) falling back to the rules."""
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 
 from docimport.resume_rules import _BULLET, _DECOR_LEAD, _DECOR_TAIL, normalise, split_sections
@@ -106,3 +109,41 @@ def parse_jd(text: str) -> dict:
             "position_description": "\n".join(duties).strip()[:5000],
             "position_requirements": "\n".join(requirements).strip()[:5000],
             "position_type": ptype}
+
+
+log = logging.getLogger("mianshi.docimport")
+POSITION_TYPES = ["backend", "frontend", "pm", "qa", "algo"]
+JD_FIELDS = ("position_name", "company_name", "position_description", "position_requirements")
+
+
+def jd_schema() -> dict:
+    text = lambda n: {"type": "string", "maxLength": n}  # noqa: E731
+    return {"type": "object",
+            "properties": {"position_name": {"type": "string", "minLength": 1, "maxLength": 100},
+                           "company_name": text(100), "position_description": text(5000),
+                           "position_requirements": text(5000),
+                           "position_type": {"type": "string", "enum": POSITION_TYPES}},
+            "required": [*JD_FIELDS, "position_type"], "additionalProperties": False}
+
+
+async def parse_jd_text(text: str, client=None, *, timeout: float = 60.0,
+                        max_tokens: int = 1500) -> tuple[dict, str, list[str]]:
+    """(fields, "llm" | "rules", warnings); any failure of the model falls back to ``parse_jd``."""
+    warnings: list[str] = []
+    if client is not None and getattr(client, "configured", False):
+        try:
+            obj = await asyncio.wait_for(
+                client.chat_json("jd_parse", {"jd_text": text[:8000]}, jd_schema(), max_tokens=max_tokens),
+                timeout)
+            out = {k: str(obj.get(k) or "").strip()[:100 if k in ("position_name", "company_name") else 5000]
+                   for k in JD_FIELDS}
+            out["position_type"] = obj["position_type"]
+            if out["position_description"] or out["position_requirements"]:
+                return out, "llm", warnings
+            warnings.append("大模型没有给出职位描述或要求，已改用规则解析")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:           # any failure of the model: the rules answer instead
+            log.info("job description: LLM failed, using the rules: %s", exc)
+            warnings.append("大模型解析失败，已改用规则解析")
+    return parse_jd(text), "rules", warnings

@@ -53,3 +53,22 @@ async def test_resume_draft_from_a_real_model(llama):
     # it passes the API's own resume checks, so it can be saved as it is
     from api.resumes import parse_resume as api_check
     api_check(dict(draft), partial=False)
+
+
+async def test_job_description_from_a_real_model(llama):
+    from docimport.jd import POSITION_TYPES, parse_jd_text
+    client = LlmClient(settings(llama.base_url, **TINY), SystemClock(), env={})
+    try:
+        fields, source, warnings = await parse_jd_text(
+            "后端开发工程师\n岗位职责：负责订单系统开发\n任职要求：熟悉Java和Redis", client, timeout=900, max_tokens=300)
+    finally:
+        await client.aclose()
+    print(f"llama job description: source {source}, {fields}, {warnings}")
+    assert set(fields) == {"position_name", "company_name", "position_description", "position_requirements",
+                           "position_type"}
+    assert fields["position_type"] in POSITION_TYPES and all(isinstance(v, str) for v in fields.values())
+    if source == "rules":
+        # the tiny model may leave both texts empty; then the rules answer, and say so
+        assert warnings and warnings[0].startswith("大模型")
+    else:
+        assert source == "llm" and fields["position_name"].strip()
