@@ -2,7 +2,10 @@
 
 ``decode_token(app, token) -> user_id`` is shared by the REST routes (``authenticated``) and the
 WebSocket route. The signing secret comes from ``MIANSHI_JWT_SECRET`` or, in development, is
-generated once and kept in ``<data_dir>/secrets/jwt_secret`` (core.config.secret)."""
+generated once and kept in ``<data_dir>/secrets/jwt_secret`` (core.config.secret).
+
+``operator_only`` guards the operator endpoints (``/-/stats``, ``/-/plugins``): the admin token of
+``MIANSHI_ADMIN_TOKEN`` when one is set, else only unforwarded requests from loopback."""
 from __future__ import annotations
 
 import asyncio
@@ -16,6 +19,7 @@ import time
 import jwt
 
 from api.errors import ApiError
+from api.netaddr import is_local
 from core.config import secret
 
 ALGORITHM = "HS256"
@@ -112,5 +116,27 @@ def authenticated(handler):
     @functools.wraps(handler)
     async def wrapper(request, *args, **kwargs):
         request.ctx.user_id = decode_token(request.app, bearer_token(request))
+        return await handler(request, *args, **kwargs)
+    return wrapper
+
+
+# --- operator endpoints ----------------------------------------------------------------------------
+def admin_token(config: dict) -> str | None:
+    return config.get("_env", {}).get("MIANSHI_ADMIN_TOKEN") or os.environ.get("MIANSHI_ADMIN_TOKEN") or None
+
+
+def operator_only(handler):
+    """Route decorator: ``Authorization: Bearer <MIANSHI_ADMIN_TOKEN>`` (401 otherwise) or, with no admin
+    token configured, a request from this host that no proxy forwarded (403 otherwise)."""
+    @functools.wraps(handler)
+    async def wrapper(request, *args, **kwargs):
+        expected = admin_token(request.app.ctx.config)
+        if expected is not None:
+            scheme, _, given = (request.headers.get("authorization") or "").strip().partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected.encode()):
+                raise ApiError(401, "需要管理员令牌（Authorization: Bearer <MIANSHI_ADMIN_TOKEN>）",
+                               "Authorization", headers={"WWW-Authenticate": "Bearer"})
+        elif not is_local(request):
+            raise ApiError(403, "未配置管理员令牌时只允许本机直接访问", None)
         return await handler(request, *args, **kwargs)
     return wrapper

@@ -1,18 +1,19 @@
 """``GET /-/stats``: live sessions, event-loop lag and memory (for operators and the benchmarks).
-``POST /-/stats/reset`` clears the lag window (only from loopback)."""
+``POST /-/stats/reset`` clears the lag window. Both are ``operator_only`` (api/auth.py)."""
 from __future__ import annotations
 
 import asyncio
 
 from sanic import Blueprint, json
 
-from api.errors import ApiError
+from api.auth import operator_only
 from core.loopmon import rss_bytes
 
 bp = Blueprint("stats")
 
 
 @bp.get("/-/stats")
+@operator_only
 async def stats(request):
     app = request.app
     return json({"success": True, **app.ctx.engine.stats(), "rss_bytes": rss_bytes(),
@@ -20,8 +21,7 @@ async def stats(request):
 
 
 @bp.post("/-/stats/reset")
+@operator_only
 async def reset(request):
-    if request.ip not in ("127.0.0.1", "::1"):
-        raise ApiError(403, "只允许本机调用", None)
     request.app.ctx.loop_monitor.reset()
     return json({"success": True})

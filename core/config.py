@@ -6,6 +6,7 @@ Environment variables (all optional):
   MIANSHI_CONFIG       path of the TOML file (default plugins.toml beside sanic_app.py)
   MONGODB_URI          use this MongoDB instead of the embedded server
   MIANSHI_JWT_SECRET   JWT signing secret (development: generated once and kept in the data dir)
+  MIANSHI_ADMIN_TOKEN  bearer token of the operator endpoints (unset: loopback only, api/auth.py)
   MIANSHI_LLM_API_KEY  API key of the OpenAI-compatible endpoint (or the variable named by
                        [plugins.llm] api_key_env)
 """
