@@ -20,7 +20,7 @@ from sanic_ext import openapi
 
 from api.auth import authenticated
 from api.errors import ApiError, bad_request, json_response
-from api.resumes import NOT_FOUND, parse_resume, resume_id_of
+from api.resumes import parse_resume, resume_id_of
 from docimport.errors import ImportFailure
 from docimport.extract import Limits, extract
 from docimport.jd import parse_jd_text

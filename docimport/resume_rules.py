@@ -451,7 +451,7 @@ def parse_resume_text(text: str, *, file_name: str = "") -> tuple[dict, list[str
     header = sections["head"]
 
     name, expected = "", ""
-    for line in header + sections["basic"] + sections["intention"] + sections["self_evaluation"][:0]:
+    for line in header + sections["basic"] + sections["intention"]:
         for key, value in _kv_pairs(line) or []:
             if key == "name" and not name:
                 name = _clean_value(value)
