@@ -11,11 +11,11 @@ import pytest
 from browser_support import CHROMIUM, OUTPUT_DIR, requires_chromium
 from resume_samples import LAYOUTS, PEOPLE, measure, pdf_bytes, score, table
 
-pytestmark = pytest.mark.asyncio
 MIN_ACCURACY = 0.9
 
 
 @requires_chromium
+@pytest.mark.asyncio
 async def test_rule_parser_accuracy_per_layout_pdf_and_docx():
     from playwright.async_api import async_playwright
 
