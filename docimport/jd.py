@@ -146,4 +146,4 @@ async def parse_jd_text(text: str, client=None, *, timeout: float = 60.0,
         except Exception as exc:           # any failure of the model: the rules answer instead
             log.info("job description: LLM failed, using the rules: %s", exc)
             warnings.append("大模型解析失败，已改用规则解析")
-    return parse_jd(text), "rules", warnings
+    return await asyncio.to_thread(parse_jd, text), "rules", warnings

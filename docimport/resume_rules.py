@@ -110,6 +110,9 @@ _WIDTH = {c: chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F) if chr(c) not in "ï¼
 _WIDTH.update({0x3000: " ", 0x2002: " ", 0x2003: " ", 0x2009: " ", 0x00A0: " ", 0x200B: "", 0xFEFF: ""})
 
 
+MAX_LINE = 300
+
+
 def normalise(text: str) -> list[str]:
     text = unicodedata.normalize("NFC", text).translate(_WIDTH).replace("\r\n", "\n").replace("\r", "\n")
     lines = []
@@ -120,7 +123,8 @@ def normalise(text: str) -> list[str]:
         line = re.sub(r"^\|(.*)\|$", r"\1", line).strip()          # Markdown table row
         if re.fullmatch(r"[-:|\s=_*]+", line or "-"):               # rules, table separators, empty
             continue
-        lines.append(line)
+        # no resume line is this long; cutting bounds the cost of every pattern on hostile text
+        lines += [line[i:i + MAX_LINE] for i in range(0, len(line), MAX_LINE)]
     return lines
 
 

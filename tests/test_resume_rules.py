@@ -123,3 +123,20 @@ def test_job_description_without_headings():
 ])
 def test_position_type_suggestion(name, text, expected):
     assert suggest_type(name, text)[0] == expected
+
+
+HOSTILE = {"dashes": "-" * 60000 + "x", "letters": "教" + "a " * 30000 + "1", "spaces": "教育" + " " * 60000 + "x",
+           "colons": "姓名:" * 20000, "dates": "2016.09-" * 7500, "bullets": "1. " * 20000,
+           "short_lines": ("教育" + " " * 290 + "x\n") * 200, "headings": "教育经历\n" * 15000}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_text_is_parsed_in_bounded_time(name):
+    """Patterns that backtrack on long runs (spaces, colons, dashes) would take tens of seconds on a
+    60 000-character line; lines are cut at 300 characters, so a whole file stays well under a second
+    on a quiet machine (2 s allowed here for a loaded CI)."""
+    import time
+    started = time.perf_counter()
+    parse_resume_text(HOSTILE[name])
+    parse_jd(HOSTILE[name])
+    assert time.perf_counter() - started < 2.0
