@@ -33,6 +33,11 @@ bp = Blueprint("resume_import")
 CONTENT_TYPES = {"pdf": "application/pdf", "text": "text/plain; charset=utf-8",
                  "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document"}
 MAX_JD_CHARS = 20_000
+FILE_BODY = {"multipart/form-data": {"type": "object", "required": ["file"],
+                                     "properties": {"file": {"type": "string", "format": "binary"}}}}
+JD_BODY = {"application/json": {"type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}},
+           "multipart/form-data": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"},
+                                                                    "text": {"type": "string"}}}}
 
 
 def settings(app) -> dict:
@@ -148,6 +153,7 @@ def _flag(request, name: str) -> bool:
 
 @bp.post("/users/resume/import/", stream=True)
 @openapi.summary("从 PDF / Word / 文本文件导入简历（返回草稿；?save=true 直接保存）")
+@openapi.body(FILE_BODY)
 @openapi.secured("token")
 @authenticated
 async def import_resume(request):
@@ -201,6 +207,7 @@ async def download_original(request, resume_id: str):
 
 @bp.post("/interviews/jd/parse/", stream=True)
 @openapi.summary("解析职位描述：职位名称、职位描述、任职要求、建议的职位类型")
+@openapi.body(JD_BODY)
 @openapi.secured("token")
 @authenticated
 async def parse_job_description(request):

@@ -408,3 +408,14 @@ async def test_pending_uploads_expire_and_are_capped(app_server_factory, api_cli
     other = await api_client(server)
     r = await other.post("/users/resume/", json={"resume_name": "x", "upload_id": ids[-2]})
     assert r.status_code == 400 and r.json()["field"] == "upload_id"
+
+
+async def test_openapi_describes_the_upload_routes(app_server_factory, api_client):
+    server = await _server(app_server_factory)
+    client = await api_client(server)
+    spec = (await client.get("/docs/openapi.json", auth=False)).json()
+    paths = {k.rstrip("/"): v for k, v in spec["paths"].items()}
+    body = paths["/users/resume/import"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert body["properties"]["file"]["format"] == "binary"
+    assert "application/json" in paths["/interviews/jd/parse"]["post"]["requestBody"]["content"]
+    assert "get" in paths["/users/resume/{resume_id}/file"]
