@@ -59,6 +59,7 @@ class Server:
         config.write_text(text, encoding="utf-8")
         env = dict(os.environ, PORT=str(self.port), MIANSHI_DATA_DIR=self.data, MIANSHI_CONFIG=str(config),
                    MIANSHI_ADMIN_TOKEN=ADMIN)
+        env.setdefault("MALLOC_ARENA_MAX", "2")         # as scripts/run-server.sh starts the server
         env.pop("MONGODB_URI", None)
         self.log = open(Path(self.data) / "server.log", "wb")
         self.proc = subprocess.Popen([sys.executable, str(ROOT / "sanic_app.py")], env=env, cwd=str(ROOT),
