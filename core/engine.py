@@ -293,12 +293,13 @@ class Engine:
     def _forget(self, session: "Session") -> None:
         if self.sessions.get(session.interview_id) is session:
             del self.sessions[session.interview_id]
-        self._trim_memory()
+        self._trim_memory(idle=not self.sessions)
 
-    def _trim_memory(self) -> None:
-        """A session ended: give the heap's free pages back to the OS (at most every 30 s)."""
+    def _trim_memory(self, idle: bool = False) -> None:
+        """A session ended: give the heap's free pages back to the OS (at most every 30 s while
+        sessions run; always when the last one has ended)."""
         now = self.clock.now()
-        if now - self._trimmed_at < 30.0:
+        if now - self._trimmed_at < 30.0 and not idle:
             return
         self._trimmed_at = now
         from core.loopmon import release_free_memory

@@ -98,6 +98,15 @@ class SilentPeer(Received):
         except (asyncio.IncompleteReadError, ConnectionError):
             return
 
+    async def wait_for(self, predicate, timeout=60.0, start=0) -> dict:
+        """As ``Received.wait_for``, but a connection the server closed fails at once, saying so."""
+        waiting = asyncio.ensure_future(super().wait_for(predicate, timeout, start))
+        await asyncio.wait([waiting, self.task], return_when=asyncio.FIRST_COMPLETED)
+        if waiting.done():
+            return waiting.result()
+        waiting.cancel()
+        raise ConnectionError(f"the server closed the connection; last messages: {self.messages[-3:]}")
+
     async def go_silent(self) -> None:
         self.task.cancel()
         await asyncio.gather(self.task, return_exceptions=True)
