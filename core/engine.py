@@ -244,8 +244,10 @@ class Engine:
     async def open_session(self, user_id: str, request: ev.CreateStream, send: Send,
                            hangup: Callable[[int, str], Awaitable[None]] | None = None) -> "Session":
         """A session for ``create_stream``: validates, takes the interview's lease (fencing out any
-        earlier connection on any instance) and registers it. ``hangup(code, reason)`` closes the
-        connection; the session calls it when the interview is taken over."""
+        earlier connection on any instance) and registers it. ``send(message)`` may be called from
+        several tasks at once and must serialise its writes itself (the one lock per connection is
+        api/ws.py's); ``hangup(code, reason)`` closes the connection; the session calls it when the
+        interview is taken over."""
         iid = request.interview_id
         lock, users = self._open_locks.get(iid, (None, 0))
         lock = lock or asyncio.Lock()
@@ -368,7 +370,6 @@ class Session:
         self._hangup = hangup
         self._closing: asyncio.Task | None = None
         self._send = send
-        self._send_lock = asyncio.Lock()
         self.events: asyncio.Queue = asyncio.Queue()
         self.tasks: set[asyncio.Task] = set()
         self.must_finish: set[asyncio.Task] = set()
@@ -401,11 +402,10 @@ class Session:
     async def send(self, message: dict) -> None:
         if self.closed:
             return
-        async with self._send_lock:
-            try:
-                await self._send(message)
-            except Exception as exc:  # the connection is gone; state is in the store
-                log.info("send failed for %s: %s", self.interview_id, exc)
+        try:
+            await self._send(message)       # the web layer's send serialises writes (api/ws.py)
+        except Exception as exc:  # the connection is gone; state is in the store
+            log.info("send failed for %s: %s", self.interview_id, exc)
 
     async def store_update(self, *, set_fields: dict | None = None, push: dict | None = None) -> None:
         fields = dict(set_fields or {})
