@@ -117,6 +117,15 @@ def shared_whisper_model_dir() -> str:
 
 
 @pytest_asyncio.fixture
+async def store(mongo_uri):
+    """A ``storage.store.Store`` on a fresh database of the session's server (engine tests)."""
+    from engine_support import make_store
+    client, store = await make_store(mongo_uri)
+    yield store
+    client.close()
+
+
+@pytest_asyncio.fixture
 async def app_server_factory(mongo_uri, tmp_path):
     """``await app_server_factory(overrides=None, *, clock=None, extra_plugins=(), data_dir=None,
     database=None, embedded=False, prepare=None)``: an app on the session database server, with its

@@ -7,15 +7,8 @@ import pytest
 
 from core import events as ev
 from core.clock import ManualClock
-from engine_support import (BrightnessDetector, HookPlugin, Client, ScriptedSource, engine_config, jpeg_of, make_store, seed,
+from engine_support import (BrightnessDetector, HookPlugin, Client, ScriptedSource, engine_config, jpeg_of, seed,
                             settle, silence, start_engine, tone)
-
-
-@pytest.fixture
-async def store(mongo_uri):
-    client, store = await make_store(mongo_uri)
-    yield store
-    client.close()
 
 
 async def open_session(engine, store, user_id, resume_id, interview_id, client=None):

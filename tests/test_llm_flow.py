@@ -10,7 +10,7 @@ import pytest
 
 from core import events as ev
 from core.clock import ManualClock
-from engine_support import Client, engine_config, make_store, seed, settle, start_engine
+from engine_support import Client, engine_config, seed, settle, start_engine
 from llm_support import Reply, ScriptedServer
 from plugins.llm import load_prompt
 
@@ -34,13 +34,6 @@ def router(request: dict) -> Reply:
         return Reply.ok({"questions": [{"good": "有思路。", "missing": "缺少细节。", "reference_answer": "参考……",
                                         "score": 6}] * n, "summary": "整体尚可。", "overall_score": 6})
     return Reply(400, {"error": {"message": "unknown task"}})
-
-
-@pytest.fixture
-async def store(mongo_uri):
-    client, store = await make_store(mongo_uri)
-    yield store
-    client.close()
 
 
 async def test_interview_with_llm_questions_follow_up_and_report(store):

@@ -11,7 +11,7 @@ import pytest
 from core.clock import ManualClock, SystemClock
 from core.testing import report_sections
 from core.report import ReportService
-from engine_support import make_store, seed
+from engine_support import seed
 from llm_support import Reply, ScriptedServer, source_and_scorer
 from plugins.scorer_heuristic import HeuristicScorer
 
@@ -31,13 +31,6 @@ TRANSCRIPT = [{"phase": "intro", "question_index": None, "text": "大家好，�
 LLM_REPORT = {"questions": [{"good": "答出了两种方式。", "missing": "没讲取舍。", "reference_answer": "RDB 与 AOF……", "score": 6},
                             {"good": "有拆分经验。", "missing": "缺少数据。", "reference_answer": "STAR……", "score": 5}],
               "summary": "基础扎实，项目描述偏简略。", "overall_score": 6}
-
-
-@pytest.fixture
-async def store(mongo_uri):
-    client, store = await make_store(mongo_uri)
-    yield store
-    client.close()
 
 
 async def finished_interview(store, **extra) -> str:

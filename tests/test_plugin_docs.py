@@ -16,7 +16,7 @@ from core.clock import ManualClock
 from core.hookspecs import hookimpl
 from core.phase import Phase, PhaseContext, PhaseFactory
 from core.plugins import REGISTRATION_HOOKS
-from engine_support import Client, engine_config, make_store, seed, settle, start_engine
+from engine_support import Client, engine_config, seed, settle, start_engine
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -109,13 +109,6 @@ class ProbePlugin:
     @hookimpl
     def register_phases(self, register):
         register("probe", ProbeFactory)
-
-
-@pytest.fixture
-async def store(mongo_uri):
-    client, store = await make_store(mongo_uri)
-    yield store
-    client.close()
 
 
 async def test_the_engine_calls_phases_as_documented(store):
