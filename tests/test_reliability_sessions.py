@@ -306,6 +306,10 @@ async def test_a_vanished_peer_is_dropped_by_pings(app_server_factory):
     peer.abort()
 
 
+async def _stored(server, interview_id: str, texts: list[str]) -> bool:
+    return await stored_texts(server, interview_id) == texts
+
+
 async def _has_session(server, interview_id):
     return interview_id in server.engine.sessions
 
@@ -402,6 +406,9 @@ async def test_a_session_whose_lease_is_taken_elsewhere_stops_within_2_seconds(a
     for chunk in audio_frames([1]):
         await ws.send(frame_message(chunk))
     await inbox.wait_for(lambda m: m["type"] == "asr_result" and m["is_final"])
+    # the final goes to the client just before it is stored: wait until it is (a write after the
+    # takeover below would be refused, as it should)
+    await wait_until(lambda: _stored(server, interview_id, ["一"]), 5, "the final is stored")
     await server.store.take_lease(user_id, interview_id, "elsewhere:1", 10)     # "instance B"
     taken = time.monotonic()
     await wait_until(lambda: _session_gone(server, interview_id), 5, "the stale session stops")
