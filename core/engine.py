@@ -129,33 +129,34 @@ class Engine:
                 "code_runner": [cfg["code_runner"]] if cfg.get("code_runner") else []}
 
     async def start(self) -> None:
+        selected = self.selected()
         self.pm = make_plugin_manager(list(self.extra_plugins), load_entry_points=self.load_entry_points,
-                                      default_plugins=builtin_modules_for(self.selected()))
+                                      default_plugins=builtin_modules_for(selected))
         self.registries = collect(self.pm)
         cfg = self.engine_cfg
         try:
-            for name in cfg.get("phases", ["intro", "question", "code"]):
+            for name in selected["phase"]:
                 factory = await self._build("phase", name)
                 probe = factory.create()
                 if not isinstance(probe, Phase) or getattr(probe, "input", None) not in INPUTS:
                     raise PluginError(f"phase {name!r}: create() must return a core.phase.Phase instance whose "
                                       f"input is one of {', '.join(INPUTS)} (got {type(probe).__name__})")
                 self.phase_factories.append((name, factory))
-            if cfg.get("vad") and cfg.get("asr"):
-                self.vad = await self._build("vad", cfg["vad"])
-                self.asr = await self._build("asr", cfg["asr"])
-            for name in cfg.get("question_sources", ["bank"]):
+            for vad, asr in zip(selected["vad"], selected["asr"]):       # both or neither
+                self.vad = await self._build("vad", vad)
+                self.asr = await self._build("asr", asr)
+            for name in selected["question_source"]:
                 source = await self._build_optional("question_source", name)
                 if source is not None:
                     self.question_sources.append(source)
-            for name in cfg.get("scorers", ["heuristic"]):
+            for name in selected["scorer"]:
                 scorer = await self._build_optional("scorer", name)
                 if scorer is not None:
                     self.scorers.append(scorer)
-            for name in cfg.get("cheat_detectors", []):
+            for name in selected["cheat_detector"]:
                 self.detectors.append(await self._build("cheat_detector", name))
-            if cfg.get("code_runner"):
-                self.code_runner = await self._build("code_runner", cfg["code_runner"])
+            for name in selected["code_runner"]:
+                self.code_runner = await self._build("code_runner", name)
                 self.code_runner_problem = self.code_runner.check()
                 if self.code_runner_problem:
                     log.error("THE CODE SANDBOX CANNOT RUN: %s — code submissions will be refused "
