@@ -116,6 +116,15 @@ def shared_whisper_model_dir() -> str:
     return str(prepare_model(ROOT / "data"))
 
 
+@pytest.fixture(scope="module")
+def llama(tmp_path_factory):
+    """llama-cpp-python's OpenAI-compatible server with the tiny Gemma model, one per test module."""
+    from llm_support import LlamaServer
+    server = LlamaServer(threads=2, ctx=2048).start(tmp_path_factory.mktemp("llama"))
+    yield server
+    server.stop()
+
+
 @pytest_asyncio.fixture
 async def store(mongo_uri):
     """A ``storage.store.Store`` on a fresh database of the session's server (engine tests)."""

@@ -12,7 +12,7 @@ from core.interfaces import FollowUpRequest, Question, QuestionRequest
 from core.testing import report_sections
 from core.report import ReportService, check_report
 from engine_support import make_store, seed
-from llm_support import LlamaServer, source_and_scorer
+from llm_support import source_and_scorer
 from plugins.llm import QUESTION_KINDS
 from plugins.scorer_heuristic import HeuristicScorer
 
@@ -26,13 +26,6 @@ INTERVIEW = {"position_name": "后端开发工程师", "position_type": "backend
 TINY = {"json_mode": "json_object", "json_object_schema": True, "system_role": False,
         "schema_max_length": False, "require_chinese": False, "timeout_seconds": 400.0, "max_retries": 1,
         "backoff_seconds": 0.5, "temperature": 0.8, "max_tokens": 200, "question_max_chars": 60}
-
-
-@pytest.fixture(scope="module")
-def llama(tmp_path_factory):
-    server = LlamaServer(threads=2, ctx=2048).start(tmp_path_factory.mktemp("llama"))
-    yield server
-    server.stop()
 
 
 async def test_questions_from_a_real_server(llama):

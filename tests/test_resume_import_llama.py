@@ -10,7 +10,7 @@ import pytest
 
 from core.clock import SystemClock
 from docimport.resume_llm import parse_resume
-from llm_support import LlamaServer, settings
+from llm_support import settings
 from plugins.llm import LlmClient
 
 pytestmark = pytest.mark.asyncio
@@ -19,13 +19,6 @@ TEXT = "张伟\n求职意向：后端开发工程师\n教育经历\n2016.09 - 20
 TINY = {"json_mode": "json_object", "json_object_schema": True, "system_role": False, "schema_max_length": False,
         "require_chinese": False, "timeout_seconds": 500.0, "max_retries": 2, "backoff_seconds": 0.5,
         "temperature": 0.2}
-
-
-@pytest.fixture(scope="module")
-def llama(tmp_path_factory):
-    server = LlamaServer(threads=2, ctx=2048).start(tmp_path_factory.mktemp("llama-import"))
-    yield server
-    server.stop()
 
 
 async def test_resume_draft_from_a_real_model(llama):
