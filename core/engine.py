@@ -93,6 +93,10 @@ class Engine:
         self.instance_id = (config.get("_env", {}).get("MIANSHI_INSTANCE_ID") or uuid.uuid4().hex[:12])
         self.lease_ttl = float(self.engine_cfg.get("lease_ttl_seconds", 10.0))
         self.lease_check = float(self.engine_cfg.get("lease_check_seconds", 1.0))
+        self.lease_renew = max(self.lease_check, self.lease_ttl / 3)
+        # how long a closing session waits for its writes still in flight (a slow database)
+        self.close_write_wait = float(self.engine_cfg.get("close_write_wait_seconds", 600.0))
+        self._lease_task: asyncio.Task | None = None
         self._open_locks: dict[str, tuple[asyncio.Lock, int]] = {}   # interview id -> (lock, users)
         self.started = False
 
@@ -188,6 +192,9 @@ class Engine:
             session.begin_close("shutdown")
         while self.closing:
             await asyncio.gather(*list(self.closing), return_exceptions=True)
+        if self._lease_task is not None:
+            self._lease_task.cancel()
+            await asyncio.gather(self._lease_task, return_exceptions=True)
         if self.reports is not None:
             await self.reports.aclose()
         if self.asr_scheduler is not None:
@@ -291,7 +298,34 @@ class Engine:
         session = Session(self, user_id, interview, resume, send, stream_id=stream_id,
                           epoch=int(interview["lease_epoch"]), hangup=hangup)
         self.sessions[request.interview_id] = session
+        if self._lease_task is None or self._lease_task.done():
+            self._lease_task = asyncio.get_running_loop().create_task(self._lease_monitor(), name="lease-monitor")
         return session
+
+    async def _lease_monitor(self) -> None:
+        """One lease check for all of this instance's sessions every ``lease_check_seconds`` (a read
+        per shard, not a write per session) and a renewal every ``lease_ttl_seconds / 3``; a session
+        whose interview was taken over (on this instance or another) is ended. Runs while sessions
+        are open."""
+        renewed = self.clock.now()
+        while self.sessions:
+            await self.clock.sleep(self.lease_check)
+            held = {iid: s.epoch for iid, s in self.sessions.items() if s.epoch is not None and s._closing is None}
+            if not held:
+                continue
+            try:
+                if self.clock.now() - renewed >= self.lease_renew:
+                    renewed = self.clock.now()
+                    lost = await self.store.renew_leases(held, self.lease_ttl)
+                else:
+                    lost = await self.store.check_leases(held)
+            except Exception as exc:        # the database is unreachable: fenced writes still protect
+                log.warning("lease check of %d sessions failed: %s", len(held), exc)
+                continue
+            for iid in lost:
+                session = self.sessions.get(iid)
+                if session is not None and session.epoch == held[iid]:
+                    session.begin_close("lost")
 
     def _forget(self, session: "Session") -> None:
         if self.sessions.get(session.interview_id) is session:
@@ -374,6 +408,7 @@ class Session:
         self.events: asyncio.Queue = asyncio.Queue()
         self.tasks: set[asyncio.Task] = set()
         self.must_finish: set[asyncio.Task] = set()
+        self._writes: set[asyncio.Task] = set()          # store writes in flight
         self.phases: list = []
         self.contexts: list[_PhaseCtx] = []
         self.index = 0
@@ -415,9 +450,14 @@ class Session:
                                                               epoch=self.epoch))
 
     async def _fenced(self, write) -> None:
-        """Await a write fenced by the lease; a refused one ends this session (it was taken over)."""
+        """Await a write fenced by the lease; a refused one ends this session (it was taken over).
+        The write runs as a task of its own: a caller cancelled while waiting (a closing session's
+        flush that ran out of time) does not cancel it, and closing waits for it (``_writes``)."""
+        task = asyncio.ensure_future(write)
+        self._writes.add(task)
+        task.add_done_callback(_write_done(self._writes))
         try:
-            await write
+            await asyncio.shield(task)
         except LeaseLost:
             self.begin_close("lost")
             raise
@@ -471,8 +511,6 @@ class Session:
                 await phase.prepare(ctx)
         self.spawn(self._loop(), "events")
         self.spawn(self._ticker(), "ticker")
-        if self.epoch is not None:
-            self.spawn(self._lease_keeper(), "lease")
         if fresh:
             await self._enter(self.index)
         else:
@@ -568,6 +606,9 @@ class Session:
             pass
         if self.must_finish:
             await asyncio.wait(list(self.must_finish), timeout=60)
+        if self._writes:
+            # a backed-up database delays a closing session; it does not lose what it heard
+            await asyncio.wait(list(self._writes), timeout=self.engine.close_write_wait)
 
     async def _cancel_tasks(self) -> None:
         while self.tasks:
@@ -575,21 +616,6 @@ class Session:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def _lease_keeper(self) -> None:
-        """Heartbeat the lease; notice within ``lease_check_seconds`` that another connection took
-        the interview (on this instance or another) and end this session."""
-        engine = self.engine
-        while True:
-            await engine.clock.sleep(engine.lease_check)
-            try:
-                held = await engine.store.renew_lease(self.interview_id, self.epoch, engine.lease_ttl)
-            except Exception as exc:        # the database is unreachable: fenced writes still protect
-                log.warning("lease heartbeat of %s failed: %s", self.interview_id, exc)
-                continue
-            if not held:
-                self.begin_close("lost")
-                return
 
     async def _flush_speech(self) -> None:
         """Finish what has been heard: process queued audio, close an open utterance, wait for
@@ -719,6 +745,15 @@ class Session:
             if not self._tick_pending:
                 self._tick_pending = True
                 self.events.put_nowait(ev.Tick(clock.now()))
+
+
+def _write_done(writes: set):
+    def done(task: asyncio.Task) -> None:
+        writes.discard(task)
+        if not task.cancelled() and task.exception() is not None \
+                and not isinstance(task.exception(), LeaseLost):
+            log.warning("a session write failed: %s", task.exception())
+    return done
 
 
 async def _quietly(awaitable, what: str) -> None:

@@ -202,8 +202,14 @@ class InterviewStore(Protocol):
         lease epoch by one (fencing out every earlier holder, wherever it runs) and returns the
         interview as it stands after it, with ``lease.epoch``; None if not ``user_id``'s."""
 
-    async def renew_lease(self, interview_id: str, epoch: int, ttl_seconds: float) -> bool:
-        """Heartbeat: push the lease expiry on; False when the lease is no longer ``epoch``'s."""
+    async def check_leases(self, held: dict[str, int]) -> set[str]:
+        """Of ``held`` (interview id -> the epoch this instance took), the ids whose lease has
+        moved on (or whose interview is gone). The engine asks once per ``lease_check_seconds``
+        for all its sessions together."""
+
+    async def renew_leases(self, held: dict[str, int], ttl_seconds: float) -> set[str]:
+        """Heartbeat: push the expiry of every lease still held on by ``ttl_seconds``; returns the
+        ids no longer held, as ``check_leases`` does."""
 
     async def release_lease(self, interview_id: str, epoch: int) -> None:
         """Expire the lease now if ``epoch`` still holds it (the session ended)."""

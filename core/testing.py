@@ -125,9 +125,12 @@ class MemoryStore:
         doc["lease"] = {"epoch": epoch, "owner": owner}
         return self._public(doc) | {"lease_epoch": epoch}
 
-    async def renew_lease(self, interview_id: str, epoch: int, ttl_seconds: float) -> bool:
-        doc = self.interviews.get(str(interview_id))
-        return doc is not None and doc.get("lease", {}).get("epoch") == epoch
+    async def check_leases(self, held: dict[str, int]) -> set[str]:
+        return {str(i) for i, epoch in held.items()
+                if (self.interviews.get(str(i)) or {}).get("lease", {}).get("epoch") != epoch}
+
+    async def renew_leases(self, held: dict[str, int], ttl_seconds: float) -> set[str]:
+        return await self.check_leases(held)
 
     async def release_lease(self, interview_id: str, epoch: int) -> None:
         doc = self.interviews.get(str(interview_id))

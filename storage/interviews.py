@@ -157,15 +157,38 @@ class InterviewRepository:
             return None
         return _public(doc) | {"user_id": user_id, "lease_epoch": int(doc["lease"]["epoch"])}
 
-    async def renew_lease(self, interview_id: str, epoch: int, ttl_seconds: float) -> bool:
-        col, _ = await self._cols(interview_id)
-        if col is None:
-            return False
+    def _by_shard(self, held: dict[str, int]) -> dict[int, dict[str, int]]:
+        groups: dict[int, dict[str, int]] = {}
+        for interview_id, epoch in held.items():
+            shard = interview_shard(interview_id)
+            if shard is not None:
+                groups.setdefault(shard, {})[str(interview_id)] = int(epoch)
+        return groups
+
+    async def check_leases(self, held: dict[str, int]) -> set[str]:
+        """Which of ``held`` (interview id -> epoch) this instance no longer holds: one read per
+        shard, however many sessions it runs (README, "Several instances")."""
+        lost = {str(i) for i in held if interview_shard(i) is None}
+        for shard, group in self._by_shard(held).items():
+            col = await self.shards.get(shard)
+            seen = {doc["_id"]: (doc.get("lease") or {}).get("epoch")
+                    async for doc in col.find({"_id": {"$in": list(group)}}, {"lease.epoch": 1})}
+            lost.update(i for i, epoch in group.items() if seen.get(i) != epoch)
+        return lost
+
+    async def renew_leases(self, held: dict[str, int], ttl_seconds: float) -> set[str]:
+        """Heartbeat of every lease in ``held``: push their expiry on (one update per shard) and
+        return those no longer held (taken over or deleted), which were not touched."""
+        lost = await self.check_leases(held)
         now = utcnow()
-        result = await col.update_one({"_id": interview_id, "lease.epoch": epoch},
-                                      {"$set": {"lease.heartbeat_at": now,
-                                                "lease.expires_at": now + timedelta(seconds=ttl_seconds)}})
-        return result.matched_count == 1
+        for shard, group in self._by_shard({i: e for i, e in held.items() if str(i) not in lost}).items():
+            col = await self.shards.get(shard)
+            # each clause fences one interview by its own epoch: a lease taken over between the
+            # check and this update is not renewed (and is found lost at the next check)
+            await col.update_many({"$or": [{"_id": i, "lease.epoch": e} for i, e in group.items()]},
+                                  {"$set": {"lease.heartbeat_at": now,
+                                            "lease.expires_at": now + timedelta(seconds=ttl_seconds)}})
+        return lost
 
     async def release_lease(self, interview_id: str, epoch: int) -> None:
         col, _ = await self._cols(interview_id)

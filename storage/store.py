@@ -30,8 +30,11 @@ class Store:
     async def take_lease(self, user_id: str, interview_id: str, owner: str, ttl_seconds: float) -> dict | None:
         return await self.interviews.take_lease(user_id, str(interview_id), owner, ttl_seconds)
 
-    async def renew_lease(self, interview_id: str, epoch: int, ttl_seconds: float) -> bool:
-        return await self.interviews.renew_lease(str(interview_id), epoch, ttl_seconds)
+    async def check_leases(self, held: dict[str, int]) -> set[str]:
+        return await self.interviews.check_leases(held)
+
+    async def renew_leases(self, held: dict[str, int], ttl_seconds: float) -> set[str]:
+        return await self.interviews.renew_leases(held, ttl_seconds)
 
     async def release_lease(self, interview_id: str, epoch: int) -> None:
         await self.interviews.release_lease(str(interview_id), epoch)

@@ -56,7 +56,8 @@ async def test_the_memory_store_fences_like_the_database():
         await store.update_interview(interview_id, set_fields={"phase": "x"}, epoch=first["lease_epoch"])
     with pytest.raises(LeaseLost):
         await store.append_transcript(interview_id, [{"text": "旧"}], epoch=first["lease_epoch"])
-    assert not await store.renew_lease(interview_id, first["lease_epoch"], 10)
+    assert await store.check_leases({interview_id: first["lease_epoch"]}) == {interview_id}
+    assert await store.renew_leases({interview_id: second["lease_epoch"]}, 10) == set()
     await store.update_interview(interview_id, set_fields={"phase_state.intro": {"n": 1}, "phase": "intro"},
                                  push={"questions": {"text": "题"}}, epoch=second["lease_epoch"])
     await store.update_interview(interview_id, set_fields={"questions.0.asked": True})

@@ -236,10 +236,8 @@ ENDINGS = ("disconnect", "close", "abort", "vanish", "takeover", "during_create"
 
 
 async def test_churn_of_200_sessions_leaves_nothing_behind(app_server_factory):
-    # One lease heartbeat (a write) per session a second is 210 writes/s on the embedded server on top
-    # of the sessions' own writes; the churn is about cleanup, so it heartbeats every 5 s (the
-    # takeover tests below keep the 1 s default).
-    server = await app_server_factory(config(ping=3.0, ping_timeout=20.0, lease_check_seconds=5.0),
+    # default lease checks (1 s): one read per shard for all sessions, whatever their number
+    server = await app_server_factory(config(ping=3.0, ping_timeout=20.0),
                                       extra_plugins=(ChurnPlugin(),))
     rng = random.Random(20261128)
     # warm up: one whole session, so that lazily created pools and caches count in the baseline
@@ -387,7 +385,10 @@ async def test_a_write_of_an_earlier_lease_holder_is_refused_by_the_database(app
         await store.update_interview(interview_id, set_fields={"phase": "question"}, epoch=first["lease_epoch"])
     with pytest.raises(LeaseLost):
         await store.append_transcript(interview_id, [{"text": "旧的"}], epoch=first["lease_epoch"])
-    assert not await store.renew_lease(interview_id, first["lease_epoch"], 10)
+    assert await store.check_leases({interview_id: first["lease_epoch"]}) == {interview_id}
+    before = await store.interviews.lease(interview_id)
+    assert await store.renew_leases({interview_id: first["lease_epoch"]}, 60) == {interview_id}
+    assert await store.interviews.lease(interview_id) == before            # a stale holder renews nothing
     await store.release_lease(interview_id, first["lease_epoch"])        # no effect on the holder
     lease = await store.interviews.lease(interview_id)
     assert lease["owner"] == "b:1" and lease["epoch"] == second["lease_epoch"]
@@ -399,6 +400,70 @@ async def test_a_write_of_an_earlier_lease_holder_is_refused_by_the_database(app
     assert await store.take_lease("someone-else", interview_id, "c:1", 10) is None
     with pytest.raises(LookupError):
         await store.update_interview("999999", set_fields={"phase": "x"}, epoch=1)
+
+
+async def test_leases_of_many_interviews_are_checked_and_renewed_together(app_server_factory):
+    """One read (and, for renewals, one update) per shard covers every interview an instance holds;
+    each renewal is fenced by its own epoch, so a lease taken over in between is not pushed on."""
+    server = await app_server_factory(config(), extra_plugins=(ChurnPlugin(),))
+    store = server.store
+    held, users = {}, {}
+    for _ in range(12):                     # twelve users: their interviews fall on several shards
+        user_id, _, interview_id, _ = await seed_user(server)
+        held[interview_id] = (await store.take_lease(user_id, interview_id, "a:1", 5))["lease_epoch"]
+        users[interview_id] = user_id
+    assert len({int(i) % 32 for i in held}) > 1
+    assert await store.check_leases(held) == set()
+    taken, gone = list(held)[:2]
+    await store.take_lease(users[taken], taken, "b:1", 5)
+    before = {i: await store.interviews.lease(i) for i in held}
+    assert await store.renew_leases({**held, "999999": 1}, 60) == {taken, "999999"}
+    after = {i: await store.interviews.lease(i) for i in held}
+    assert after[taken]["owner"] == "b:1" and after[taken]["expires_at"] == before[taken]["expires_at"]
+    for i in held:
+        if i != taken:
+            assert after[i]["expires_at"] > before[i]["expires_at"] and after[i]["epoch"] == held[i]
+    assert await store.check_leases(held) == {taken}
+
+
+async def test_an_instance_checks_all_its_leases_in_one_pass(app_server_factory):
+    """The engine's lease monitor asks about every session it runs at once, not one write each."""
+    server = await app_server_factory(config(), extra_plugins=(ChurnPlugin(),))
+    calls: list[tuple[str, set]] = []
+    store = server.engine.store
+    check, renew = store.check_leases, store.renew_leases
+
+    async def counted_check(held):
+        calls.append(("check", set(held)))
+        return await check(held)
+
+    async def counted_renew(held, ttl):
+        calls.append(("renew", set(held)))
+        return await renew(held, ttl)
+    store.check_leases, store.renew_leases = counted_check, counted_renew
+    try:
+        opened = []
+        for _ in range(3):
+            user_id, resume_id, interview_id, token = await seed_user(server)
+            opened.append((interview_id, *await open_interview(server, token, interview_id, resume_id)))
+        ids = {o[0] for o in opened}
+        calls.clear()
+        async def checked_and_renewed():
+            return any(kind == "renew" for kind, _ in calls) and sum(kind == "check" for kind, _ in calls) >= 2
+
+        async def no_sessions():
+            return not server.engine.sessions
+
+        async def monitor_stopped():
+            return server.engine._lease_task.done()
+        await wait_until(checked_and_renewed, 10, "checks and a renewal")
+        assert all(held == ids for _, held in calls), calls
+        for _, ws, inbox in opened:
+            await ws.close()
+        await wait_until(no_sessions, 10, "the sessions end")
+        await wait_until(monitor_stopped, 5, "the monitor stops with no sessions")
+    finally:
+        store.check_leases, store.renew_leases = check, renew
 
 
 async def test_a_session_whose_lease_is_taken_elsewhere_stops_within_2_seconds(app_server_factory):
