@@ -27,7 +27,8 @@ from core.clock import Clock, SystemClock
 from core.config import data_dir
 from core.interfaces import AsrContext, InterviewStore, LeaseLost, PluginContext
 from core.phase import INPUTS, Phase, transition_text
-from core.plugins import PluginError, builtin_modules_for, collect, describe, make_plugin_manager
+from core.plugins import PluginError, builtin_modules_for, check_plugin_tables, collect, describe, make_plugin_manager
+from core.settings import SettingsError
 
 log = logging.getLogger("mianshi.engine")
 
@@ -70,6 +71,7 @@ class Engine:
         self.limits: dict = config.get("limits", {})
         self.pm = None
         self.registries: dict = {}
+        self.plugin_settings: dict[str, dict] = {}     # [plugins.<name>] checked and with defaults
         self.active: dict[str, list[str]] = {}
         self.unavailable: dict[str, str] = {}
         self.phase_factories: list[tuple[str, Any]] = []
@@ -102,7 +104,9 @@ class Engine:
 
     # -- building ---------------------------------------------------------------------------------
     def plugin_context(self, name: str) -> PluginContext:
-        settings = self.config.get("plugins", {}).get(name, {}) or {}
+        settings = self.plugin_settings.get(name)
+        if settings is None:
+            settings = self.config.get("plugins", {}).get(name, {}) or {}
         return PluginContext(name=name, settings=settings, config=self.config,
                              data_dir=data_dir(self.config), clock=self.clock)
 
@@ -138,6 +142,10 @@ class Engine:
                                       default_plugins=builtin_modules_for(selected))
         self.registries = collect(self.pm)
         cfg = self.engine_cfg
+        try:
+            self.plugin_settings = check_plugin_tables(self.registries, self.config.get("plugins", {}) or {})
+        except SettingsError as exc:
+            raise EngineStartError(str(exc)) from None
         try:
             for name in selected["phase"]:
                 factory = await self._build("phase", name)
@@ -480,7 +488,7 @@ class Session:
         for name, factory in engine.phase_factories:
             phase = factory.create()
             self.phases.append(phase)
-            settings = engine.config.get("plugins", {}).get(name, {}) or {}
+            settings = engine.plugin_context(name).settings
             self.contexts.append(_PhaseCtx(self, name, settings, dict(stored_states.get(name) or {}), phase))
         if engine.asr is not None:
             from core.speech import SpeechPipeline

@@ -10,7 +10,10 @@ through the ``mianshi`` entry-point group::
     [project.entry-points.mianshi]
     my_detector = "my_package.my_detector"
 
-Which registered factories are used, and their settings, is chosen in ``plugins.toml``.
+Which registered factories are used, and their settings, is chosen in ``plugins.toml``. Every
+``register`` also takes ``settings={key: default | core.settings.Setting}``: the keys its
+``[plugins.<name>]`` table may hold, checked at start-up (an unknown key or a wrong type stops the
+server, naming both) and handed to the factory, defaults filled in, as ``ctx.settings``.
 What the factories must return: phases in ``core/phase.py`` (base classes ``Phase`` and
 ``PhaseFactory``), everything else in ``core/interfaces.py``. ``tests/test_plugin_docs.py`` checks
 these docstrings against the code.

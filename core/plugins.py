@@ -15,6 +15,7 @@ from typing import Any, Callable
 import pluggy
 
 from core import hookspecs
+from core.settings import Setting, SettingsError, apply, declare
 
 log = logging.getLogger("mianshi.plugins")
 
@@ -67,6 +68,7 @@ class Registration:
     name: str
     factory: Callable[..., Any]
     plugin: str
+    settings: dict[str, Setting] | None = None     # declared [plugins.<name>] keys (core.settings)
 
 
 @dataclass
@@ -116,17 +118,49 @@ def collect(pm: pluggy.PluginManager) -> dict[str, Registry]:
         for impl in hook.get_hookimpls():
             plugin_name = pm.get_name(impl.plugin) or repr(impl.plugin)
 
-            def register(name: str, factory: Callable[..., Any], _plugin=plugin_name, _reg=registry) -> None:
+            def register(name: str, factory: Callable[..., Any], settings: dict | None = None,
+                         _plugin=plugin_name, _reg=registry) -> None:
                 if not isinstance(name, str) or not name:
                     raise PluginError(f"{_plugin}: {_reg.kind} name must be a non-empty string")
                 if name in _reg.items:
                     raise PluginError(f"{_plugin}: {_reg.kind} {name!r} is already registered by "
                                       f"{_reg.items[name].plugin}")
-                _reg.items[name] = Registration(name, factory, _plugin)
+                try:
+                    declared = None if settings is None else declare(settings)
+                except (TypeError, AttributeError) as exc:
+                    raise PluginError(f"{_plugin}: settings of {_reg.kind} {name!r}: {exc}") from None
+                _reg.items[name] = Registration(name, factory, _plugin, declared)
 
             impl.function(register=register)
         registries[kind] = registry
     return registries
+
+
+def declared_settings(registries: dict[str, Registry], name: str) -> dict[str, Setting] | None:
+    """What ``name`` declares for its ``[plugins.<name>]`` table, over every kind it registers (one
+    plugin may register a question source and a scorer under one name and one table); None when it
+    declares nothing (then its table is passed through unchecked)."""
+    declared: dict[str, Setting] | None = None
+    for registry in registries.values():
+        reg = registry.items.get(name)
+        if reg is not None and reg.settings is not None:
+            declared = {**(declared or {}), **reg.settings}
+    return declared
+
+
+def check_plugin_tables(registries: dict[str, Registry], tables: dict) -> dict[str, dict]:
+    """Every ``[plugins.<name>]`` table of a registered plugin checked against its declaration and
+    merged over its defaults (``SettingsError`` names the table and key). Tables of plugins that
+    are not loaded are returned as they are (a built-in that is not selected is not imported)."""
+    out: dict[str, dict] = {}
+    names = set(tables) | {n for registry in registries.values() for n in registry.items}
+    for name in sorted(names):
+        table = tables.get(name) or {}
+        if not isinstance(table, dict):
+            raise SettingsError(f"[plugins.{name}] must be a table, got {table!r}")
+        declared = declared_settings(registries, name)
+        out[name] = dict(table) if declared is None else apply(f"[plugins.{name}]", declared, table)
+    return out
 
 
 def describe(pm: pluggy.PluginManager, registries: dict[str, Registry], active: dict[str, list[str]]) -> list[dict]:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from core import events
+from core.settings import Setting
 from core.events import CodeSubmit, EndAnswer, Tick
 from core.hookspecs import hookimpl
 from core.interfaces import PluginContext, RunLimits, RunOutcome
@@ -425,6 +426,17 @@ def code_section(record: dict) -> dict:
     return out
 
 
+SETTINGS = {
+    "time_allowed_seconds": Setting(1200.0, minimum=1),
+    "cpu_seconds": Setting(2.0, minimum=0.1),            # per test case (a problem may set its own)
+    "wall_seconds": Setting(5.0, minimum=0.1),
+    "memory_mb": Setting(256, minimum=16),
+    "max_processes": Setting(32, minimum=1),
+    "max_output_bytes": Setting(65536, minimum=1024),
+    "announce": True,
+    "problems_dir": Setting(None, str),                  # default: phases/problems
+}
+
 @hookimpl
 def register_phases(register):
-    register("code", CodePhaseFactory)
+    register("code", CodePhaseFactory, settings=SETTINGS)

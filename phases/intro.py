@@ -47,6 +47,8 @@ class IntroFactory(PhaseFactory):
     phase_class = IntroPhase
 
 
+SETTINGS: dict = {}            # [plugins.intro] has no settings: timing is [timing] intro_silence_seconds
+
 @hookimpl
 def register_phases(register):
-    register("intro", IntroFactory)
+    register("intro", IntroFactory, settings=SETTINGS)

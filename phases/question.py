@@ -15,6 +15,7 @@ import logging
 
 from typing import Any
 
+from core.settings import Setting
 from core.hookspecs import hookimpl
 from core.interfaces import AsrContext, FollowUpRequest, Question, QuestionRequest
 from core.phase import Phase, PhaseFactory
@@ -237,6 +238,11 @@ class QuestionFactory(PhaseFactory):
         return {"type": "qa", "title": QuestionPhase.title, "items": question_answers(record, self.ctx.name)}
 
 
+SETTINGS = {
+    "max_follow_ups": Setting(1, minimum=0),               # follow-ups per planned question
+    "follow_up_timeout_seconds": Setting(8.0, minimum=0),  # a slower source asks no follow-up
+}
+
 @hookimpl
 def register_phases(register):
-    register("question", QuestionFactory)
+    register("question", QuestionFactory, settings=SETTINGS)

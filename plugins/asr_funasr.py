@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.settings import apply, declare
 from core.hookspecs import hookimpl
 from core.interfaces import AsrContext, PluginContext
 from plugins._speech_util import load_funasr_model, tidy
@@ -38,6 +39,7 @@ DEFAULTS = {
     "hotwords": True,                     # pass question/resume terms as FunASR hotword
     "term_fix": True,                     # sound-alike spans -> context terms (plugins/_term_fix.py)
 }
+SETTINGS = declare(DEFAULTS)
 
 def _load(model: str, hub: str, ncpu: int):
     """A FunASR model by hub name or local directory (once per process) and its call lock."""
@@ -51,10 +53,7 @@ class FunAsr:
     name = "funasr"
 
     def __init__(self, settings: dict | None = None) -> None:
-        unknown = set(settings or {}) - set(DEFAULTS)
-        if unknown:
-            raise ValueError(f"[plugins.funasr]: unknown setting(s) {sorted(unknown)}")
-        self.settings = s = {**DEFAULTS, **(settings or {})}
+        self.settings = s = apply("[plugins.funasr]", SETTINGS, settings)
         cs = list(s["chunk_size"])
         if len(cs) != 3 or not all(isinstance(x, int) and x >= 0 for x in cs) or cs[1] < 1:
             raise ValueError("[plugins.funasr] chunk_size must be three integers like [0, 10, 5]")
@@ -137,4 +136,4 @@ class FunAsrStream:
 
 @hookimpl
 def register_asr(register):
-    register("funasr", FunAsr.from_context)
+    register("funasr", FunAsr.from_context, settings=SETTINGS)

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.settings import apply, declare
 from core.hookspecs import hookimpl
 from core.interfaces import AsrContext, PluginContext
 from plugins._term_fix import fix_terms, warm_up
@@ -69,6 +70,7 @@ DEFAULTS = {
     "no_speech_threshold": 0.6,
     "logprob_threshold": -1.0,
 }
+SETTINGS = declare(DEFAULTS)
 
 
 class ModelSetupError(RuntimeError):
@@ -159,10 +161,7 @@ class WhisperAsr:
 
     @classmethod
     def from_context(cls, ctx: PluginContext) -> "WhisperAsr":
-        settings = {**DEFAULTS, **(ctx.settings or {})}
-        unknown = set(ctx.settings or {}) - set(DEFAULTS)
-        if unknown:
-            raise ValueError(f"[plugins.{ctx.name}]: unknown setting(s) {sorted(unknown)}")
+        settings = apply(f"[plugins.{ctx.name}]", SETTINGS, ctx.settings)
         model_dir = Path(settings["model_dir"]) if settings["model_dir"] else prepare_model(ctx.data_dir)
         key = (str(model_dir), settings["compute_type"], int(settings["cpu_threads"]),
                int(settings["num_workers"]))
@@ -444,7 +443,7 @@ class WhisperStream:
 
 @hookimpl
 def register_asr(register):
-    register("whisper", WhisperAsr.from_context)
+    register("whisper", WhisperAsr.from_context, settings=SETTINGS)
 
 
 def main(argv: list[str] | None = None) -> int:

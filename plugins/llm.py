@@ -48,6 +48,7 @@ from typing import Any
 
 from core.hookspecs import hookimpl
 from core.interfaces import FollowUpRequest, PluginContext, Question, QuestionRequest
+from core.settings import Setting, SettingsError, apply
 
 log = logging.getLogger("mianshi.plugins.llm")
 
@@ -65,7 +66,7 @@ class LlmNotConfigured(LlmError):
     pass
 
 
-class LlmConfigError(ValueError):
+class LlmConfigError(SettingsError):
     pass
 
 
@@ -213,31 +214,23 @@ class LlmSettings:
     answer_max_chars: int = 1500
 
     @classmethod
-    def from_dict(cls, raw: dict) -> "LlmSettings":
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise LlmConfigError(f"[plugins.llm]: unknown setting(s) {', '.join(unknown)}")
-        values = {}
-        for key, value in raw.items():
+    def declared(cls) -> dict[str, Setting]:
+        """The ``[plugins.llm]`` table as declared settings: every field, numbers not negative."""
+        out = {}
+        for key in cls.__dataclass_fields__:
             default = getattr(cls, key)
-            kind = type(default)
-            if kind is bool:
-                if not isinstance(value, bool):
-                    raise LlmConfigError(f"[plugins.llm] {key} must be true or false, got {value!r}")
-            elif kind in (int, float):
-                if isinstance(value, bool) or not isinstance(value, (int, float)):
-                    raise LlmConfigError(f"[plugins.llm] {key} must be a number, got {value!r}")
-                value = kind(value)
-                if value < 0:
-                    raise LlmConfigError(f"[plugins.llm] {key} must not be negative, got {value!r}")
-            elif not isinstance(value, str):
-                raise LlmConfigError(f"[plugins.llm] {key} must be a string, got {value!r}")
-            values[key] = value
+            number = isinstance(default, (int, float)) and not isinstance(default, bool)
+            out[key] = Setting(default, minimum=0 if number else None,
+                               choices=JSON_MODES if key == "json_mode" else None)
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> "LlmSettings":
+        try:
+            values = apply("[plugins.llm]", cls.declared(), raw)
+        except SettingsError as exc:
+            raise LlmConfigError(str(exc)) from None
         settings = cls(**values)
-        if settings.json_mode not in JSON_MODES:
-            raise LlmConfigError(f"[plugins.llm] json_mode must be one of {', '.join(JSON_MODES)}, "
-                                 f"got {settings.json_mode!r}")
         if settings.timeout_seconds <= 0:
             raise LlmConfigError("[plugins.llm] timeout_seconds must be positive")
         if settings.base_url and not settings.model:
@@ -593,9 +586,9 @@ def shared_client(ctx: PluginContext) -> LlmClient:
 
 @hookimpl
 def register_question_sources(register):
-    register("llm", LlmQuestionSource.from_context)
+    register("llm", LlmQuestionSource.from_context, settings=LlmSettings.declared())
 
 
 @hookimpl
 def register_scorers(register):
-    register("llm", LlmScorer.from_context)
+    register("llm", LlmScorer.from_context, settings=LlmSettings.declared())

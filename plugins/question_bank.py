@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from core.settings import Setting
 from core.hookspecs import hookimpl
 from core.interfaces import FollowUpRequest, PluginContext, Question, QuestionRequest
 from core.resume import skill_terms
@@ -603,6 +604,8 @@ class BankQuestionSource:
         return None          # the bank plans questions only; follow-ups come from the LLM source
 
 
+SETTINGS = {"extra_dir": Setting(None, str)}     # more <position_type>.json question files
+
 @hookimpl
 def register_question_sources(register):
-    register("bank", BankQuestionSource.from_context)
+    register("bank", BankQuestionSource.from_context, settings=SETTINGS)

@@ -37,6 +37,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.settings import Setting
 from core.hookspecs import hookimpl
 from core.interfaces import PluginContext, RunLimits, RunOutcome
 
@@ -87,7 +88,7 @@ class BubblewrapRunner:
         self.work_size_mb = int(s.get("work_size_mb", 16))
         self.max_concurrent = max(1, int(s.get("max_concurrent", 2)))
         self.run_as_uid = int(s.get("run_as_uid", 65534))
-        self.run_as_gid = int(s.get("run_as_gid", self.run_as_uid))
+        self.run_as_gid = int(s["run_as_gid"] if s.get("run_as_gid") is not None else self.run_as_uid)
         self.max_open_files = int(s.get("max_open_files", 64))
         python = s.get("python") or ("/usr/bin/python3" if os.path.exists("/usr/bin/python3") else "")
         node = s.get("node") or ("/usr/bin/node" if os.path.exists("/usr/bin/node") else "")
@@ -348,6 +349,15 @@ class BubblewrapRunner:
                           error=infra)
 
 
+SETTINGS = {
+    "bwrap": "/usr/bin/bwrap", "prlimit": "/usr/bin/prlimit", "nice": "/usr/bin/nice", "setpriv": "/usr/bin/setpriv",
+    "nice_level": 15, "autogroup_nice": 5, "work_size_mb": Setting(16, minimum=1), "max_concurrent": Setting(2, minimum=1),
+    "run_as_uid": 65534, "run_as_gid": Setting(None, int), "max_open_files": Setting(64, minimum=8),
+    "python": Setting(None, str), "node": Setting(None, str),          # default: /usr/bin/python3, /usr/bin/node
+    "node_extra_address_space_mb": 1280, "python_extra_address_space_mb": 64,
+    "languages": Setting(None, list, items=str),                       # default: every interpreter found
+}
+
 @hookimpl
 def register_code_runners(register):
-    register("bubblewrap", BubblewrapRunner.from_context)
+    register("bubblewrap", BubblewrapRunner.from_context, settings=SETTINGS)

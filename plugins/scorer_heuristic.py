@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 
+from core.settings import Setting
 from core.hookspecs import hookimpl
 from core.interfaces import PluginContext
 from core.report import cheat_section, code_summary, qa_items, scored_sections
@@ -207,6 +208,8 @@ class HeuristicScorer:
         return "".join(parts)
 
 
+SETTINGS = {"full_answer_chars": Setting(150, minimum=1)}
+
 @hookimpl
 def register_scorers(register):
-    register("heuristic", HeuristicScorer.from_context)
+    register("heuristic", HeuristicScorer.from_context, settings=SETTINGS)

@@ -13,6 +13,7 @@ from collections import deque
 
 import numpy as np
 
+from core.settings import apply, declare
 from core.hookspecs import hookimpl
 from core.interfaces import PluginContext, VadEvent
 
@@ -30,16 +31,14 @@ DEFAULTS = {
     "tail_ms": 100,            # reported end is this much after the last speech frame
     "max_segment_s": 60.0,     # a longer segment is cut here
 }
+SETTINGS = declare(DEFAULTS)
 
 
 class EnergyVad:
     name = "energy"
 
     def __init__(self, settings: dict | None = None) -> None:
-        unknown = set(settings or {}) - set(DEFAULTS)
-        if unknown:
-            raise ValueError(f"[plugins.energy]: unknown setting(s) {sorted(unknown)}")
-        self.settings = {**DEFAULTS, **(settings or {})}
+        self.settings = apply("[plugins.energy]", SETTINGS, settings)
 
     @classmethod
     def from_context(cls, ctx: PluginContext) -> "EnergyVad":
@@ -132,4 +131,4 @@ class EnergyVadStream:
 
 @hookimpl
 def register_vad(register):
-    register("energy", EnergyVad.from_context)
+    register("energy", EnergyVad.from_context, settings=SETTINGS)

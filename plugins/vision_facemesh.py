@@ -88,6 +88,9 @@ class FaceMeshPose:
         return [CheatSignal(self.name, None, float(score), detail)]
 
 
+SETTINGS = {"face_model": "full_range", "min_score": 0.5, "baseline_frames": 5,
+            "yaw_threshold": 20.0, "pitch_threshold": 20.0}
+
 @hookimpl
 def register_cheat_detectors(register):
-    register("facemesh_pose", FaceMeshPose.from_context)
+    register("facemesh_pose", FaceMeshPose.from_context, settings=SETTINGS)

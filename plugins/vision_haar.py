@@ -77,6 +77,8 @@ class HaarFaceCounter:
         return [CheatSignal(self.name, None, 1.0, detail)]
 
 
+SETTINGS = {"cascade": "haarcascade_frontalface_default.xml", "scale_factor": 1.2, "min_neighbors": 5, "min_size": 24}
+
 @hookimpl
 def register_cheat_detectors(register):
-    register("haar", HaarFaceCounter.from_context)
+    register("haar", HaarFaceCounter.from_context, settings=SETTINGS)

@@ -144,12 +144,12 @@ def test_response_format_modes(mode, expected_type):
 
 # --- settings ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("raw, fragment", [
-    ({"bogus": 1}, "unknown setting"),
-    ({"json_mode": "xml"}, "json_mode must be one of"),
+    ({"bogus": 1}, r"\[plugins.llm\]: unknown setting bogus"),
+    ({"json_mode": "xml"}, "json_mode: must be one of"),
     ({"base_url": "http://x/v1"}, "model is not"),
-    ({"max_retries": -1}, "must not be negative"),
-    ({"timeout_seconds": "fast"}, "must be a number"),
-    ({"system_role": "no"}, "true or false"),
+    ({"max_retries": -1}, "max_retries: must be at least 0"),
+    ({"timeout_seconds": "fast"}, "timeout_seconds: expected a number"),
+    ({"system_role": "no"}, "system_role: expected true or false"),
     ({"timeout_seconds": 0}, "must be positive"),
 ])
 def test_bad_settings_are_named(raw, fragment):

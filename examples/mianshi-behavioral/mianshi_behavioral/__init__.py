@@ -17,6 +17,7 @@ from core.hookspecs import hookimpl
 from core.interfaces import AsrContext
 from core.phase import Phase, PhaseFactory
 from core.resume import resume_terms
+from core.settings import Setting
 from core.turns import Turn
 
 DEFAULT_PROMPTS = (
@@ -70,7 +71,8 @@ class BehavioralPhase(Phase):
     def _start_turn(self, ctx) -> None:
         prompt = self.prompts[ctx.state.get("index", 0)]
         ctx.set_asr_context(AsrContext(question=prompt, terms=resume_terms(ctx.resume)))
-        silence = float(self.settings.get("silence_seconds", ctx.timing.get("answer_silence_seconds", 15.0)))
+        silence = self.settings.get("silence_seconds")
+        silence = float(silence if silence is not None else ctx.timing.get("answer_silence_seconds", 15.0))
         self.turn = Turn(silence, str(ctx.timing.get("done_phrase", "说完了")))
         self.turn.start(ctx.clock.now())
 
@@ -96,4 +98,7 @@ class BehavioralFactory(PhaseFactory):
 
 @hookimpl
 def register_phases(register):
-    register("behavioral", BehavioralFactory)
+    # declared settings: a mistyped key or a wrong type in [plugins.behavioral] stops the server
+    # at start-up with the table and key named (core/settings.py)
+    register("behavioral", BehavioralFactory,
+             settings={"prompts": list(DEFAULT_PROMPTS), "silence_seconds": Setting(None, float)})

@@ -46,9 +46,9 @@ class CameraCoverDetector:
 
 def _factory(ctx) -> CameraCoverDetector:
     s = ctx.settings
-    return CameraCoverDetector(ctx.name, float(s.get("max_std", 6.0)), float(s.get("max_edge_fraction", 0.002)))
+    return CameraCoverDetector(ctx.name, s["max_std"], s["max_edge_fraction"])
 
 
 @hookimpl
 def register_cheat_detectors(register):
-    register("camera_cover", _factory)
+    register("camera_cover", _factory, settings={"max_std": 6.0, "max_edge_fraction": 0.002})
