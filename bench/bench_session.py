@@ -70,20 +70,21 @@ async def frame_cost(n: int = 750) -> dict:
     from core.config import load_config
     from core.engine import Engine
 
-    config = load_config(env={"MIANSHI_DATA_DIR": str(ROOT / "data")})
-    engine = Engine(config, store=None, load_entry_points=False)
-    from core.plugins import collect, make_plugin_manager
-    engine.pm = make_plugin_manager(load_entry_points=False)
-    engine.registries = collect(engine.pm)
-    vad = await engine._build("vad", config["engine"]["vad"])
-    asr = await engine._build("asr", config["engine"]["asr"])
-    from core.speech import AsrScheduler, SpeechPipeline
+    from core.speech import SpeechPipeline
+    from core.testing import MemoryStore
+
+    # the configured VAD and ASR, built by a started engine (nothing else of it is used)
+    config = load_config(env={"MIANSHI_DATA_DIR": str(ROOT / "data")},
+                         overrides={"engine": {"question_sources": ["bank"], "scorers": ["heuristic"],
+                                               "cheat_detectors": [], "code_runner": ""}})
+    engine = Engine(config, store=MemoryStore(), load_entry_points=False)
+    await engine.start()
 
     async def on_event(_event):
         return None
 
-    scheduler = AsrScheduler(workers=2)
-    pipeline = SpeechPipeline(vad, asr, scheduler, SystemClock(), on_event, config.get("speech", {}))
+    pipeline = SpeechPipeline(engine.vad, engine.asr, engine.asr_scheduler, SystemClock(), on_event,
+                              config.get("speech", {}))
     raw_frames = frames_of(b"".join(read_pcm(f) for f in ("intro_01.wav", "intro_02.wav", "intro_03.wav")))
     costs = []
     start = time.perf_counter()
@@ -96,7 +97,7 @@ async def frame_cost(n: int = 750) -> dict:
         # real-time pace, as a client sends: the pipeline's worker (VAD, ASR) runs in between
         await asyncio.sleep(max(0.0, start + (i + 1) * 0.04 - time.perf_counter()))
     await pipeline.aclose()
-    scheduler.close()
+    await engine.close()
     return {"frames": n, "median_us": statistics.median(costs) * 1e6,
             "p95_us": sorted(costs)[int(0.95 * n)] * 1e6}
 

@@ -18,12 +18,94 @@ import secrets
 import tomllib
 from pathlib import Path
 
+from core.settings import Setting, SettingsError, apply, declare
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = ROOT / "plugins.toml"
 
 
 class ConfigError(RuntimeError):
     pass
+
+
+def _positive(default):
+    return Setting(default, minimum=0)
+
+
+# Every key the service itself reads from plugins.toml, by section (plugins declare their own
+# [plugins.<name>] tables when they register, core/settings.py). ``load_config`` refuses an unknown
+# section or key, or a value of the wrong type, naming it; the defaults here are what the readers
+# use when a key is absent. tests/test_plugin_settings.py checks the shipped file against it.
+CORE_SETTINGS: dict[str, dict[str, Setting]] = {name: declare(spec) for name, spec in {
+    "server": {"host": "0.0.0.0", "port": Setting(8000, minimum=0), "data_dir": "./data",
+               "max_ws_message_bytes": Setting(2_000_000, minimum=1024),
+               "trusted_proxies": Setting([], items=str),
+               "ws_ping_interval_seconds": _positive(10.0), "ws_ping_timeout_seconds": _positive(10.0)},
+    "storage": {"mongodb_uri": Setting(None, str), "database": "mianshi"},
+    "auth": {"token_ttl_hours": _positive(72.0)},
+    "throttle": {"login_failures_per_user": Setting(10, minimum=1),
+                 "login_failures_per_address": Setting(100, minimum=1),
+                 "login_window_seconds": _positive(900.0),
+                 "registrations_per_address": Setting(20, minimum=1),
+                 "registration_window_seconds": _positive(3600.0)},
+    "engine": {"phases": ["intro", "question", "code"], "vad": "fsmn", "asr": "whisper",
+               "question_sources": ["llm", "bank"], "scorers": ["llm", "heuristic"],
+               "cheat_detectors": Setting(["blazeface", "facemesh_pose"], items=str),
+               "code_runner": "bubblewrap",
+               "lease_ttl_seconds": _positive(10.0), "lease_check_seconds": _positive(1.0),
+               "close_write_wait_seconds": _positive(600.0),
+               "asr_workers": Setting(2, minimum=1), "vision_workers": Setting(1, minimum=1),
+               "blocking_workers": Setting(4, minimum=1)},
+    "timing": {"intro_silence_seconds": _positive(15.0), "answer_silence_seconds": _positive(15.0),
+               "done_phrase": "说完了", "question_count": Setting(5, minimum=1),
+               "question_generation_timeout_seconds": _positive(20.0), "tick_seconds": _positive(0.25)},
+    "limits": {"audio_queue_frames": Setting(500, minimum=1), "video_queue_frames": Setting(2, minimum=1),
+               "messages_per_second": Setting(200, minimum=1), "ws_connections_per_user": Setting(4, minimum=1)},
+    "cheat": {"consecutive_frames": Setting(3, minimum=1), "clear_frames": Setting(2, minimum=1),
+              "max_width": Setting(1920, minimum=1), "max_height": Setting(1920, minimum=1),
+              "max_frame_bytes": Setting(1_500_000, minimum=1), "min_side": Setting(32, minimum=1),
+              "work_width": Setting(640, minimum=1), "work_height": Setting(480, minimum=1),
+              "max_frame_age_seconds": _positive(10.0)},
+    # the speech pipeline (core/speech.py)
+    "speech": {"partial_interval_s": _positive(0.6),    # new speech between two partial requests
+               "min_partial_s": _positive(0.5),         # no partial before this much speech
+               "preroll_s": _positive(2.0),             # audio kept before the utterance start
+               "queue_frames": Setting(500, minimum=1),  # bounded frame queue ([limits] audio_queue_frames)
+               "max_utterance_s": _positive(60.0),      # forced final beyond this
+               # once the speaker has paused this long the utterance so far is decoded as its final
+               # would be (ASR streams with prepare_final), else an extra partial
+               "pause_partial_s": _positive(0.25),
+               "pause_idle_s": _positive(0.15),         # ... after this much quiet when a worker is idle
+               "pause_rel_db": _positive(30.0)},        # a 10 ms frame this far below the loudest is quiet
+    "report": {"max_attempts": Setting(5, minimum=1), "retry_base_seconds": _positive(30.0),
+               "retry_max_seconds": _positive(900.0), "scorer_timeout_seconds": _positive(300.0),
+               "upgrade_degraded": True},
+    "resume_import": {"max_file_mb": _positive(5.0), "max_pages": Setting(10, minimum=1),
+                      "max_chars": Setting(60_000, minimum=1), "memory_mb": Setting(512, minimum=64),
+                      "cpu_seconds": Setting(10, minimum=1), "wall_seconds": _positive(20.0),
+                      "max_unzipped_mb": Setting(40, minimum=1), "max_concurrent": Setting(2, minimum=1),
+                      "llm": True, "llm_timeout_seconds": _positive(90.0)},
+}.items()}
+
+
+def check_config(config: dict) -> dict:
+    """Refuse unknown sections and keys and wrongly typed values of the service's own sections
+    (``ConfigError`` naming them); numbers are normalised (an integer where a number is declared
+    becomes a float). Absent keys stay absent: their readers use the defaults above."""
+    for name, table in list(config.items()):
+        if name in ("plugins", "_env"):
+            continue
+        declared = CORE_SETTINGS.get(name)
+        if declared is None:
+            raise ConfigError(f"unknown section [{name}] (known: {', '.join(sorted(CORE_SETTINGS))}, plugins)")
+        if not isinstance(table, dict):
+            raise ConfigError(f"[{name}] must be a table, got {table!r}")
+        try:
+            checked = apply(f"[{name}]", declared, table)
+        except SettingsError as exc:
+            raise ConfigError(str(exc)) from None
+        config[name] = {key: checked[key] for key in table}
+    return config
 
 
 def deep_merge(base: dict, override: dict) -> dict:
@@ -50,6 +132,7 @@ def load_config(path: str | os.PathLike | None = None, overrides: dict | None = 
         raise ConfigError(f"{path}: {exc}") from None
     if overrides:
         config = deep_merge(config, overrides)
+    check_config(config)
     server = config.setdefault("server", {})
     if env.get("PORT"):
         try:

@@ -27,6 +27,7 @@ from typing import Any, Awaitable, Callable
 import numpy as np
 
 from core.clock import Clock
+from core.config import CORE_SETTINGS
 from core.events import SpeechEnded, SpeechEvent, SpeechStarted, Transcript
 from core.interfaces import AsrContext, AsrEngine, Vad
 
@@ -34,19 +35,8 @@ log = logging.getLogger("mianshi.speech")
 
 SAMPLE_RATE = 16_000
 
-DEFAULT_SETTINGS = {
-    "partial_interval_s": 0.6,     # new speech between two partial requests
-    "min_partial_s": 0.5,          # no partial before this much speech
-    "preroll_s": 2.0,              # audio kept before the utterance start (the VAD looks back)
-    "queue_frames": 500,           # bounded frame queue; feed() waits when it is full
-    "max_utterance_s": 60.0,       # forced final beyond this (the VAD usually cuts earlier)
-    "pause_partial_s": 0.25,       # once the speaker has paused this long the utterance so far is
-                                   # decoded as its final would be (ASR streams with prepare_final),
-                                   # else an extra partial: the final is ready when the VAD ends it
-    "pause_idle_s": 0.15,          # ... after this much quiet already when an ASR worker is idle and
-                                   # nothing waits (a wasted decode then costs nobody anything)
-    "pause_rel_db": 30.0,          # a 10 ms frame this far below the utterance's loudest is quiet
-}
+# [speech] in plugins.toml; the keys, defaults and their meaning are declared in core/config.py
+DEFAULT_SETTINGS = {key: setting.default for key, setting in CORE_SETTINGS["speech"].items()}
 
 
 class AsrScheduler:

@@ -127,3 +127,45 @@ async def test_plugins_receive_their_defaults_and_undeclared_plugins_their_table
         assert engine.plugin_context("heuristic").settings == {"full_answer_chars": 150}
     finally:
         await engine.close()
+
+
+# --- the service's own sections ---------------------------------------------------------------------
+def test_the_shipped_file_uses_only_declared_sections_and_keys():
+    from core.config import CORE_SETTINGS, check_config
+    shipped = tomllib.loads((ROOT / "plugins.toml").read_text(encoding="utf-8"))
+    check_config(shipped)
+    assert set(shipped) - {"plugins"} <= set(CORE_SETTINGS)
+
+
+def test_core_defaults_match_what_their_readers_use():
+    from core import events, frames
+    from core.config import CORE_SETTINGS
+    from core.speech import DEFAULT_SETTINGS
+    cheat = {k: s.default for k, s in CORE_SETTINGS["cheat"].items()}
+    assert (cheat["max_width"], cheat["max_height"], cheat["max_frame_bytes"], cheat["min_side"],
+            cheat["work_width"], cheat["work_height"]) == \
+        (frames.DEFAULT_MAX_WIDTH, frames.DEFAULT_MAX_HEIGHT, frames.DEFAULT_MAX_FRAME_BYTES,
+         frames.DEFAULT_MIN_SIDE, frames.DEFAULT_WORK_WIDTH, frames.DEFAULT_WORK_HEIGHT)
+    assert CORE_SETTINGS["server"]["max_ws_message_bytes"].default == events.MAX_MESSAGE_BYTES
+    assert DEFAULT_SETTINGS == {k: s.default for k, s in CORE_SETTINGS["speech"].items()}
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"timming": {"tick_seconds": 1.0}}, "unknown section [timming]"),
+    ({"timing": {"tick_second": 1.0}}, "[timing]: unknown setting tick_second"),
+    ({"limits": {"ws_connections_per_user": "4"}}, "[limits] ws_connections_per_user: expected an integer, got '4'"),
+    ({"engine": {"phases": "intro"}}, "[engine] phases: expected a list"),
+    ({"server": {"trusted_proxies": [1]}}, "[server] trusted_proxies: expected a list of strings"),
+])
+def test_a_wrong_core_setting_is_refused_at_load(overrides, message):
+    from core.config import ConfigError, load_config
+    with pytest.raises(ConfigError) as info:
+        load_config(overrides=overrides, env={})
+    assert message in str(info.value)
+
+
+def test_numbers_are_normalised_and_absent_keys_stay_absent():
+    from core.config import load_config
+    config = load_config(overrides={"timing": {"tick_seconds": 1}}, env={})
+    assert config["timing"]["tick_seconds"] == 1.0 and isinstance(config["timing"]["tick_seconds"], float)
+    assert "blocking_workers" not in config["engine"]
