@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 
 from sanic import Sanic
 from sanic.exceptions import SanicException
 from sanic.response import HTTPResponse
 from sanic.response import json as _json
+
+from core.timeutil import iso
 
 log = logging.getLogger("mianshi.api")
 
@@ -21,9 +23,7 @@ INVALID_JSON = "请求体不是合法的 JSON"
 
 def _default(value):
     if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return iso(value)
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, (set, tuple)):

@@ -32,12 +32,12 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
 from typing import Awaitable, Callable, Optional
 
 from core.clock import Clock
 from core.events import CheatSignal
 from core.interfaces import CheatDetector, CheatKind
+from core.timeutil import utcnow
 
 log = logging.getLogger("mianshi.cheat")
 
@@ -60,10 +60,6 @@ def declared_kinds(detectors: list[CheatDetector]) -> dict[str, CheatKind]:
                                  f"{detector.name!r} ({kind}) and before it ({known})")
             kinds[kind.name] = kind
     return kinds
-
-
-def _utcnow_iso() -> str:
-    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def _lower_thread_priority(nice: int) -> None:
@@ -162,7 +158,7 @@ class CheatMonitor:
                     f"视频帧过大（{len(jpeg)} 字节，上限 {self.max_frame_bytes} 字节）")
             await self._call(self.on_frame_error, text)
             return
-        self._queue.append((bytes(jpeg), self.clock.now(), _utcnow_iso()))
+        self._queue.append((bytes(jpeg), self.clock.now(), utcnow()))
         while len(self._queue) > self.queue_size:
             self._queue.popleft()
             self.stats["frames_dropped"] += 1
@@ -179,9 +175,9 @@ class CheatMonitor:
         if event == "tab_hidden":
             if kind in self._open:
                 return
-            await self._open_episode(kind, _utcnow_iso(), 0, "client", {"event": event})
+            await self._open_episode(kind, utcnow(), 0, "client", {"event": event})
         elif kind in self._open:
-            await self._close_episode(kind, _utcnow_iso())
+            await self._close_episode(kind, utcnow())
 
     async def drain(self) -> None:
         """Wait until every queued frame has been processed (or dropped)."""
@@ -207,7 +203,7 @@ class CheatMonitor:
                 await asyncio.wait_for(asyncio.shield(worker), 5.0)
             except (asyncio.TimeoutError, asyncio.CancelledError):
                 worker.cancel()
-        now = _utcnow_iso()
+        now = utcnow()
         for kind in list(self._open):
             await self._close_episode(kind, now, reason="session_end")
 

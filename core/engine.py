@@ -18,7 +18,6 @@ import dataclasses
 import logging
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable
 
 
@@ -29,14 +28,11 @@ from core.interfaces import AsrContext, InterviewStore, LeaseLost, PluginContext
 from core.phase import INPUTS, Phase, transition_text
 from core.plugins import PluginError, builtin_modules_for, check_plugin_tables, collect, describe, make_plugin_manager
 from core.settings import SettingsError
+from core.timeutil import utcnow
 
 log = logging.getLogger("mianshi.engine")
 
 Send = Callable[[dict], Awaitable[None]]
-
-
-def utcnow_iso() -> str:
-    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 class SessionError(Exception):
@@ -453,7 +449,7 @@ class Session:
 
     async def store_update(self, *, set_fields: dict | None = None, push: dict | None = None) -> None:
         fields = dict(set_fields or {})
-        fields["updated_at"] = utcnow_iso()
+        fields["updated_at"] = utcnow()
         await self._fenced(self.engine.store.update_interview(self.interview_id, set_fields=fields, push=push,
                                                               epoch=self.epoch))
 
@@ -510,7 +506,7 @@ class Session:
         if fresh:
             self.index = 0
             await self.store_update(set_fields={"status": "in_progress", "resume_id": self.resume_id,
-                                                "started_at": utcnow_iso(), "phase": names[0]})
+                                                "started_at": utcnow(), "phase": names[0]})
             self.interview["status"] = "in_progress"
         else:
             self.index = names.index(stored_phase)
@@ -532,9 +528,9 @@ class Session:
         self.index = index
         name = self.contexts[index].name
         await self.store_update(set_fields={"phase": name},
-                                push={"phase_history": {"phase": name, "at": utcnow_iso()}})
+                                push={"phase_history": {"phase": name, "at": utcnow()}})
         self.interview["phase"] = name
-        self.engine.emit(self.interview_id, "phase", {"phase": name, "at": utcnow_iso()})
+        self.engine.emit(self.interview_id, "phase", {"phase": name, "at": utcnow()})
         text = transition_text(self.phases[index - 1] if index > 0 else None, self.phases[index])
         if text:
             await self.contexts[index].say(text)
@@ -554,11 +550,11 @@ class Session:
     async def _finish_interview(self) -> None:
         self.finished = True
         message = ev.interview_message("end", END_TEXT, input="none")
-        await self.store_update(set_fields={"status": "finished", "phase": "end", "finished_at": utcnow_iso(),
+        await self.store_update(set_fields={"status": "finished", "phase": "end", "finished_at": utcnow(),
                                             "current_message": message, "report_status": "pending"},
-                                push={"phase_history": {"phase": "end", "at": utcnow_iso()}})
+                                push={"phase_history": {"phase": "end", "at": utcnow()}})
         await self.send(message)
-        self.engine.emit(self.interview_id, "end", {"at": utcnow_iso()})
+        self.engine.emit(self.interview_id, "end", {"at": utcnow()})
         self.engine.reports.schedule(self.interview_id)
 
     async def close(self, reason: str = "closed") -> None:
@@ -685,7 +681,7 @@ class Session:
         # which of its prompts the candidate is answering: the phase says (its ``attribution``)
         where = dict(phase.attribution(ctx)) if phase is not None else {}
         entry = {**where, "phase": ctx.name if ctx is not None else "end", "text": text, "source": source,
-                 "t_start": t_start, "t_end": t_end, "at": utcnow_iso()}
+                 "t_start": t_start, "t_end": t_end, "at": utcnow()}
         await self._fenced(self.engine.store.append_transcript(self.interview_id, [entry], epoch=self.epoch))
         self.engine.emit(self.interview_id, "utterance", entry)
 
@@ -714,7 +710,7 @@ class Session:
         push = None
         if question is not None:
             record = dataclasses.asdict(question)
-            record.update(index=extra.get("question_index"), phase=phase_name, asked_at=utcnow_iso())
+            record.update(index=extra.get("question_index"), phase=phase_name, asked_at=utcnow())
             push = {"questions": record}
         await self.store_update(set_fields=set_fields, push=push)
         self.interview["current_message"] = message

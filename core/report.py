@@ -11,7 +11,7 @@
                       the first one listed (then the preferred scorer is tried again later and, if
                       it succeeds, replaces the report)
     report_attempts   rounds started so far; ``report_error`` what failed last;
-    report_next_retry_at  ISO time of the next round while "retrying"
+    report_next_retry_at  time of the next round while "retrying"
 
 A restart loses nothing: ``resume_pending()`` (called at start-up) schedules every ended interview
 whose report is not "ready" or "failed". Settings (``[report]`` table, all optional):
@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import Any, Callable
+
+from core.timeutil import epoch_seconds, utcnow
 
 log = logging.getLogger("mianshi.report")
 
@@ -74,25 +76,6 @@ def code_summary(record: dict) -> dict:
     return {}
 
 
-def _seconds(value: Any) -> float | None:
-    """Epoch seconds of a number or an ISO-8601 time ("2024-03-20T14:30:00Z"), else None."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, datetime):
-        return value.timestamp()
-    if isinstance(value, str) and value:
-        try:
-            dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=timezone.utc)
-        return dt.timestamp()
-    return None
-
-
 def cheat_section(record: dict) -> list[dict]:
     out = []
     for event in record.get("cheat_events") or []:
@@ -102,7 +85,7 @@ def cheat_section(record: dict) -> list[dict]:
         item = {"kind": kind, "kind_zh": str(event.get("label") or kind),   # the detector's label
                 "started_at": event.get("started_at"), "ended_at": event.get("ended_at"),
                 "frames": event.get("frames")}
-        start, end = _seconds(event.get("started_at")), _seconds(event.get("ended_at"))
+        start, end = epoch_seconds(event.get("started_at")), epoch_seconds(event.get("ended_at"))
         if start is not None and end is not None and end >= start:
             item["seconds"] = round(end - start, 1)
         out.append(item)
@@ -128,14 +111,6 @@ def check_report(report: Any) -> list[str]:
             if isinstance(s, bool) or not isinstance(s, (int, float)) or not 0 <= s <= 10:
                 problems.append(f"questions[{i}].score must be a number from 0 to 10")
     return problems
-
-
-def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def _iso(dt: datetime) -> str:
-    return dt.isoformat().replace("+00:00", "Z")
 
 
 # --- the service -----------------------------------------------------------------------------------
@@ -292,7 +267,7 @@ class ReportService:
                 report = dict(report, scorer=scorer.name)
                 await self._set(interview_id, report=report, report_status="ready", report_scorer=scorer.name,
                                 report_degraded=degraded, report_error=error_text,
-                                report_ready_at=_iso(_utcnow()), report_next_retry_at=None)
+                                report_ready_at=utcnow(), report_next_retry_at=None)
                 record = dict(record, report_status="ready", report_degraded=degraded)
                 # A fallback wrote it: try the better scorers again later, if allowed.
                 if not (degraded and self.upgrade_degraded and attempts < self.max_attempts):
@@ -306,7 +281,7 @@ class ReportService:
                 final = attempts >= self.max_attempts
                 fields = {"report_status": "failed" if final else "retrying", "report_error": error_text}
                 if not final:
-                    fields["report_next_retry_at"] = _iso(_utcnow() + timedelta(seconds=self._delay(attempts)))
+                    fields["report_next_retry_at"] = utcnow() + timedelta(seconds=self._delay(attempts))
                 await self._set(interview_id, **fields)
                 log.warning("report for %s: round %d failed: %s", interview_id, attempts, error_text)
                 if final:

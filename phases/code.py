@@ -29,11 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from core import events
-from core.settings import Setting
 from core.events import CodeSubmit, EndAnswer, Tick
 from core.hookspecs import hookimpl
 from core.interfaces import PluginContext, RunLimits, RunOutcome
 from core.phase import Phase, PhaseFactory
+from core.settings import Setting
+from core.timeutil import utcnow
 
 log = logging.getLogger("mianshi.code")
 
@@ -247,7 +248,7 @@ class CodePhase(Phase):
         ctx.state.update({"problem_id": problem["id"], "deadline": deadline,
                           "deadline_epoch": time.time() + self._time_allowed(),
                           "submissions": int(ctx.state.get("submissions", 0))})
-        await ctx.store(set_fields={"code.problem": pub, "code.started_at": time.time()})
+        await ctx.store(set_fields={"code.problem": pub, "code.started_at": utcnow()})
         await ctx.save()
         await ctx.say(statement_text(pub), problem=pub)
         trouble = self._sandbox_problem(ctx)
@@ -265,7 +266,7 @@ class CodePhase(Phase):
 
     async def on_exit(self, ctx) -> None:
         final = ctx.state.get("final")
-        await ctx.store(set_fields={"code.finished_at": time.time(),
+        await ctx.store(set_fields={"code.finished_at": utcnow(),
                                     "code.submission_count": int(ctx.state.get("submissions", 0)),
                                     "code.final_summary": final})
 
@@ -331,14 +332,14 @@ class CodePhase(Phase):
         assert problem is not None
         limits = self._limits()
         trouble = self._sandbox_problem(ctx)
-        submitted_at = time.time()
+        submitted_at = utcnow()
         if trouble:
             record = {"index": index, "language": language, "code": code, "passed": 0,
                       "total": len(problem["examples"]) + len(problem["hidden"]), "cases": [],
                       "error": f"sandbox unavailable: {trouble}", "submitted_at": submitted_at,
                       "problem_id": problem["id"]}
             await ctx.store(set_fields={"code.final": _summary(record)}, push={"code.submissions": record})
-            ctx.state["final"] = _summary(record)
+            ctx.state["final"] = _summary(record, state=True)
             await ctx.save()
             await ctx.send(events.code_result(0, record["total"], [], "代码沙箱暂不可用，代码已保存但未能运行",
                                               submission_index=index))
@@ -375,14 +376,16 @@ class CodePhase(Phase):
                   "cases": stored_cases, "submitted_at": submitted_at, "problem_id": problem["id"],
                   "max_time_ms": max((o.wall_ms for o in outcomes), default=0.0)}
         await ctx.store(set_fields={"code.final": _summary(record)}, push={"code.submissions": record})
-        ctx.state["final"] = _summary(record)
+        ctx.state["final"] = _summary(record, state=True)
         await ctx.save()
         await ctx.send(events.code_result(passed, total, client_cases, text, submission_index=index))
 
 
-def _summary(record: dict) -> dict:
-    return {k: record.get(k) for k in ("index", "language", "passed", "total", "problem_id", "submitted_at",
-                                       "error") if record.get(k) is not None}
+def _summary(record: dict, state: bool = False) -> dict:
+    """The latest submission in brief; ``state``: for the JSON-able phase state (no time: the
+    stored ``code.final`` has it)."""
+    keys = ("index", "language", "passed", "total", "problem_id", *(() if state else ("submitted_at",)), "error")
+    return {k: record.get(k) for k in keys if record.get(k) is not None}
 
 
 class CodePhaseFactory(PhaseFactory):

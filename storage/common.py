@@ -1,22 +1,7 @@
 """Small helpers shared by the repositories."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
-
-def utcnow() -> datetime:
-    # Millisecond precision: what BSON dates keep, so what we return equals what we store.
-    now = datetime.now(timezone.utc)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
-
-
-def iso(value: datetime | None) -> str | None:
-    """``2024-01-01T12:00:00Z``, the guide's format."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+from core.timeutil import iso, utcnow  # noqa: F401  (the repositories' names for them)
 
 
 async def next_sequence(db, name: str) -> int:

@@ -123,7 +123,7 @@ async def test_enter_sends_the_problem_and_declares_the_transition(runner):
     assert ctx.state["problem_id"] == "backend-lru-cache"
     assert ctx.state["deadline"] == ctx.clock.now() + 600 and ctx.saved
     assert ctx.stored[0][0]["code.problem"]["id"] == "backend-lru-cache"
-    assert "hidden" not in json.dumps(ctx.stored[0][0], ensure_ascii=False)
+    assert "hidden" not in json.dumps(ctx.stored[0][0], ensure_ascii=False, default=str)
 
 
 @pytest.mark.parametrize("position,resume,expected", [

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -21,6 +20,7 @@ import pytest
 import websockets
 
 from conftest import SAMPLE_INTERVIEW, SAMPLE_RESUME
+from core.timeutil import epoch_seconds
 from ws_support import Inbox
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -126,7 +126,7 @@ def instances(mongo_uri, tmp_path):
 
 
 def at(entry: dict) -> float:
-    return datetime.fromisoformat(entry["at"].replace("Z", "+00:00")).timestamp()
+    return epoch_seconds(entry["at"])
 
 
 async def test_resume_on_another_instance_fences_out_the_first(instances):
