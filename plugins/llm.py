@@ -14,7 +14,6 @@ question source ``llm`` and the scorer ``llm``; settings live in ``[plugins.llm]
     max_retries       extra attempts after a failure (default 2)
     backoff_seconds   first retry delay, doubled each time (default 1.0), capped by backoff_max_seconds
     temperature       default 0.3
-    max_follow_ups    follow-ups per planned question (default 1; 0 disables them)
     json_mode         "json_schema" (OpenAI structured outputs), "json_object" (JSON mode; with
                       json_object_schema = true the schema rides along as llama-cpp-python and
                       some servers support, constraining decoding), or "none" (prompt only)
@@ -196,7 +195,6 @@ class LlmSettings:
     backoff_seconds: float = 1.0
     backoff_max_seconds: float = 20.0
     temperature: float = 0.3
-    max_follow_ups: int = 1
     json_mode: str = "json_object"
     json_object_schema: bool = True
     json_schema_strict: bool = False
@@ -471,23 +469,9 @@ class LlmQuestionSource(_LlmPlugin):
                                "question": {"type": "string", "maxLength": self.settings.follow_up_max_chars}},
                 "required": ["follow_up", "question"], "additionalProperties": False}
 
-    def follow_ups_used(self, request: FollowUpRequest) -> int:
-        """Follow-ups already asked on the current planned question: the question itself if it is a
-        follow-up, plus the follow-ups right before it in ``history`` when entries carry ``kind``."""
-        if request.question.kind != "follow_up":
-            return 0
-        used = 1
-        for entry in reversed(request.history or []):
-            if isinstance(entry, dict) and entry.get("kind") == "follow_up":
-                used += 1
-            else:
-                break
-        return used
-
     async def follow_up(self, request: FollowUpRequest) -> str | None:
-        if not self.client.configured or self.settings.max_follow_ups <= 0:
-            return None
-        if self.follow_ups_used(request) >= self.settings.max_follow_ups:
+        # how many follow-ups a question gets is the phase's call ([plugins.question] max_follow_ups)
+        if not self.client.configured:
             return None
         if not request.answer or not request.answer.strip():
             return None

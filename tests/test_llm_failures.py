@@ -238,14 +238,14 @@ async def test_no_follow_up_when_the_model_declines():
         assert await source.follow_up(_fu_request()) is None
 
 
-async def test_follow_up_limit_makes_no_request():
+async def test_an_empty_answer_makes_no_request():
+    # how deep follow-ups go is the question phase's limit (test_engine_session); the source only
+    # refuses to follow up on nothing
     async with ScriptedServer([Reply.ok({"follow_up": True, "question": "再深入讲讲？"})]) as server:
-        source, _ = source_and_scorer(server.base_url, max_follow_ups=1)
-        assert await source.follow_up(_fu_request(kind="follow_up")) is None     # already one deep
-        assert await source.follow_up(_fu_request(answer="")) is None            # nothing to follow up
+        source, _ = source_and_scorer(server.base_url)
+        assert await source.follow_up(_fu_request(answer="")) is None
         assert server.requests == []
-        source2, _ = source_and_scorer(server.base_url, max_follow_ups=2)
-        assert await source2.follow_up(_fu_request(kind="follow_up")) == "再深入讲讲？"
+        assert await source.follow_up(_fu_request(kind="follow_up")) == "再深入讲讲？"
         assert len(server.requests) == 1
 
 

@@ -41,7 +41,7 @@ async def test_interview_with_llm_questions_follow_up_and_report(store):
         config = engine_config(
             engine={"question_sources": ["llm", "bank"], "scorers": ["llm", "heuristic"]},
             timing={"question_count": 2},
-            plugins={"llm": {"base_url": server.base_url, "model": "m", "max_follow_ups": 1, "max_retries": 0},
+            plugins={"llm": {"base_url": server.base_url, "model": "m", "max_retries": 0},
                      "question": {"max_follow_ups": 1}})
         engine = await start_engine(store, config, None, ManualClock())
         user_id, resume_id, interview_id = await seed(store)

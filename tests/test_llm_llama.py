@@ -38,7 +38,7 @@ async def test_questions_from_a_real_server(llama):
 
 
 async def test_follow_up_from_a_real_server(llama):
-    source, _ = source_and_scorer(llama.base_url, **TINY, max_follow_ups=1)
+    source, _ = source_and_scorer(llama.base_url, **TINY)
     request = FollowUpRequest(resume=RESUME, interview=INTERVIEW,
                               question=Question("你在订单系统里怎么用 Redis？", "project", "Redis"),
                               answer="就是做缓存。", history=[{"question": "请做个自我介绍"}])

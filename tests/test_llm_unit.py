@@ -162,7 +162,7 @@ def test_plugins_toml_llm_table_is_valid_and_unconfigured():
     from core.config import DEFAULT_CONFIG_PATH
     table = tomllib.loads(DEFAULT_CONFIG_PATH.read_text())["plugins"]["llm"]
     s = LlmSettings.from_dict(table)
-    assert s.base_url == "" and s.max_follow_ups == 1 and s.api_key_env == "MIANSHI_LLM_API_KEY"
+    assert s.base_url == "" and s.api_key_env == "MIANSHI_LLM_API_KEY"
 
 
 def test_api_key_comes_from_the_named_environment_variable():
@@ -192,25 +192,11 @@ def _fu(kind="project", answer="用过", history=()):
                            history=list(history))
 
 
-@pytest.mark.parametrize("max_fu, request_, used", [
-    (1, _fu(), 0),
-    (1, _fu(kind="follow_up"), 1),
-    (2, _fu(kind="follow_up", history=[{"question": "q", "kind": "project"}]), 1),
-    (3, _fu(kind="follow_up", history=[{"question": "q", "kind": "project"},
-                                       {"question": "f1", "kind": "follow_up"}]), 2),
-])
-def test_follow_ups_used_counts_the_chain(max_fu, request_, used):
-    source = LlmQuestionSource(LlmClient(settings("http://127.0.0.1:9/v1", max_follow_ups=max_fu),
-                                         SystemClock(), env={}))
-    assert source.follow_ups_used(request_) == used
-
-
-async def test_follow_up_limits_need_no_request():
+async def test_a_blank_answer_needs_no_request():
     # Port 9 (discard) is not listening: any request would raise, so None proves none was made.
-    for max_fu, req in [(0, _fu()), (1, _fu(kind="follow_up")), (3, _fu(answer="   "))]:
-        source = LlmQuestionSource(LlmClient(settings("http://127.0.0.1:9/v1", max_follow_ups=max_fu,
-                                                      max_retries=0), SystemClock(), env={}))
-        assert await source.follow_up(req) is None
+    source = LlmQuestionSource(LlmClient(settings("http://127.0.0.1:9/v1", max_retries=0), SystemClock(), env={}))
+    for answer in ("", "   "):
+        assert await source.follow_up(_fu(answer=answer)) is None
 
 
 # --- what the scorers share -----------------------------------------------------------------------------
