@@ -18,11 +18,11 @@ from sanic_ext import openapi
 
 from api.auth import authenticated
 from api.errors import ApiError, json_response
+from core.report import UNFINISHED_REPORT_STATES
 
 bp = Blueprint("reports")
 
 NOT_FOUND = "面试不存在"
-WRITING_STATES = ("pending", "generating", "retrying")
 STATE_TEXT = {"pending": "面试报告排队中，请稍后再试", "generating": "面试报告生成中，请稍后再试",
               "retrying": "面试报告生成暂时失败，稍后会自动重试"}
 
@@ -56,7 +56,7 @@ async def get_report(request, interview_id: str):
                              status=503)
     if reports is not None and not reports.is_running(interview["id"]):
         reports.schedule(interview["id"])
-    status = status if status in WRITING_STATES else "pending"
+    status = status if status in UNFINISHED_REPORT_STATES else "pending"
     body = {"success": True, "status": status, "interview_id": interview["id"],
             "attempts": int(interview.get("report_attempts") or 0), "msg": STATE_TEXT[status]}
     if status == "retrying":

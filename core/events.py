@@ -21,7 +21,8 @@ MAX_TEXT_ANSWER_CHARS = 5_000
 MAX_CODE_CHARS = 64_000
 SAMPLE_RATE = 16_000
 
-POSITION_TYPES = ("backend", "frontend", "pm", "qa", "algo")
+POSITION_TYPE_LABELS = {"backend": "后端开发", "frontend": "前端开发", "pm": "产品经理", "qa": "测试", "algo": "算法"}
+POSITION_TYPES = tuple(POSITION_TYPE_LABELS)
 CLIENT_EVENTS = ("tab_hidden", "tab_visible")
 
 

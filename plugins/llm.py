@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.events import POSITION_TYPE_LABELS
 from core.hookspecs import hookimpl
 from core.interfaces import FollowUpRequest, PluginContext, Question, QuestionRequest
 from core.settings import Setting, SettingsError, apply
@@ -369,14 +370,12 @@ RESUME_FIELDS = ("name", "expected_position", "education", "work_experience", "p
                  "self_evaluation")
 POSITION_FIELDS = ("position_name", "position_type", "company_name", "position_description",
                    "position_requirements")
-POSITION_TYPES_ZH = {"backend": "后端开发", "frontend": "前端开发", "pm": "产品经理", "qa": "测试",
-                     "algo": "算法"}
 
 
 def position_data(interview: dict) -> dict:
     out = {k: interview.get(k) for k in POSITION_FIELDS if interview.get(k)}
-    if interview.get("position_type") in POSITION_TYPES_ZH:
-        out["position_type_zh"] = POSITION_TYPES_ZH[interview["position_type"]]
+    if interview.get("position_type") in POSITION_TYPE_LABELS:
+        out["position_type_zh"] = POSITION_TYPE_LABELS[interview["position_type"]]
     return out
 
 

@@ -23,11 +23,11 @@ from datetime import timedelta
 from typing import Any
 
 from core.interfaces import LeaseLost
+from core.report import UNFINISHED_REPORT_STATES
 from storage.common import SHARDS, ShardedCollection, iso, next_sequence, shard_name, user_shard, utcnow
 from storage.db import AFTER, BEFORE, DESCENDING, DuplicateKeyError
 
 BUCKET_SIZE = 25      # mongoeco rewrites the whole document on every update: keep buckets small
-UNFINISHED_REPORT_STATES = ("pending", "generating", "retrying")
 SUMMARY_FIELDS = ("position_name", "position_type", "company_name", "status", "phase", "resume_id")
 PROTECTED_FIELDS = {"_id", "user_id", "transcript_count", "lease"}
 PRIVATE_FIELDS = ("_id", "user_id", "lease")      # never in what the API or the engine reads
