@@ -185,7 +185,7 @@ class Engine:
             self.vision_pool = VisionPool(workers=int(cfg.get("vision_workers", 1)))
         from core.report import ReportService
         self.reports = ReportService(self.scorers, self.store, self.clock, self.config.get("report", {}),
-                                     sections=self.report_sections)
+                                     sections=self.report_sections, owner=f"{self.instance_id}:report")
         await self.reports.resume_pending()
         self.started = True
 

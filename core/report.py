@@ -26,10 +26,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from datetime import timedelta
 from typing import Any, Callable
 
-from core.timeutil import epoch_seconds, utcnow
+from core.interfaces import LeaseLost
+from core.timeutil import as_datetime, epoch_seconds, utcnow
 
 log = logging.getLogger("mianshi.report")
 
@@ -116,8 +118,12 @@ def check_report(report: Any) -> list[str]:
 # --- the service -----------------------------------------------------------------------------------
 class ReportService:
     def __init__(self, scorers: list, store, clock, settings: dict | None = None,
-                 sections: Callable[[dict], list[dict]] | None = None) -> None:
+                 sections: Callable[[dict], list[dict]] | None = None, owner: str | None = None) -> None:
         settings = dict(settings or {})
+        # one report writer per interview across instances: the claim (stores that offer it)
+        self.owner = owner or f"report-{uuid.uuid4().hex[:12]}"
+        self.claim_ttl = float(settings.get("claim_ttl_seconds", 60.0))
+        self._claims = callable(getattr(store, "claim_report", None))
         self.scorers = list(scorers)
         self.sections = sections or (lambda record: [])     # the phases' report sections
         self.store = store
@@ -203,7 +209,35 @@ class ReportService:
         return record
 
     async def _set(self, interview_id: str, **fields) -> None:
-        await self.store.update_interview(interview_id, set_fields=fields)
+        if self._claims:        # refused (LeaseLost) once another instance has taken the claim over
+            await self.store.update_interview(interview_id, set_fields=fields, report_owner=self.owner)
+        else:
+            await self.store.update_interview(interview_id, set_fields=fields)
+
+    async def _claim(self, interview_id: str) -> bool:
+        """Wait for the report claim of ``interview_id``; False when the report no longer needs
+        writing (another instance finished it meanwhile)."""
+        while not await self.store.claim_report(interview_id, self.owner, self.claim_ttl):
+            claim = await self.store.report_claim(interview_id) or {}
+            expires = as_datetime(claim.get("expires_at"))
+            wait = 1.0 if expires is None else max(1.0, (expires - utcnow()).total_seconds() + 0.5)
+            log.info("report for %s is being written by %s; checking again in %.0f s",
+                     interview_id, claim.get("owner"), wait)
+            await self.clock.sleep(wait)
+            record = await self._load(interview_id)
+            if record is None or record.get("report_status") == "failed" or (
+                    record.get("report_status") == "ready" and not record.get("report_degraded")):
+                return False
+        return True
+
+    async def _keep_claim(self, interview_id: str) -> None:
+        while True:
+            await self.clock.sleep(self.claim_ttl / 3)
+            try:
+                if not await self.store.claim_report(interview_id, self.owner, self.claim_ttl):
+                    return      # taken over after an expiry: this writer's next write is refused
+            except Exception as exc:        # the database is unreachable: the fence still holds
+                log.warning("renewing the report claim of %s failed: %s", interview_id, exc)
 
     async def _try_scorers(self, scorers: list, record: dict) -> tuple[Any, dict | None, list[str]]:
         errors: list[str] = []
@@ -233,6 +267,24 @@ class ReportService:
         return [s for s in scorers if getattr(s, "available", True) is not False]
 
     async def _run(self, interview_id: str) -> None:
+        if not self._claims:
+            await self._write(interview_id)
+            return
+        if not await self._claim(interview_id):
+            return
+        keeper = asyncio.get_running_loop().create_task(self._keep_claim(interview_id))
+        try:
+            await self._write(interview_id)
+        except LeaseLost as exc:
+            log.warning("report for %s: %s; the other writer goes on", interview_id, exc)
+        finally:
+            keeper.cancel()
+            try:
+                await asyncio.shield(self.store.release_report(interview_id, self.owner))
+            except Exception as exc:
+                log.info("releasing the report claim of %s failed: %s", interview_id, exc)
+
+    async def _write(self, interview_id: str) -> None:
         record = await self._load(interview_id)
         if record is None:
             log.warning("report for %s: interview not found", interview_id)

@@ -29,8 +29,8 @@ from storage.db import AFTER, BEFORE, DESCENDING, DuplicateKeyError
 
 BUCKET_SIZE = 25      # mongoeco rewrites the whole document on every update: keep buckets small
 SUMMARY_FIELDS = ("position_name", "position_type", "company_name", "status", "phase", "resume_id")
-PROTECTED_FIELDS = {"_id", "user_id", "transcript_count", "lease"}
-PRIVATE_FIELDS = ("_id", "user_id", "lease")      # never in what the API or the engine reads
+PROTECTED_FIELDS = {"_id", "user_id", "transcript_count", "lease", "report_claim"}
+PRIVATE_FIELDS = ("_id", "user_id", "lease", "report_claim")      # never in what the API or the engine reads
 
 
 def interview_shard(interview_id) -> int | None:
@@ -201,19 +201,52 @@ class InterviewRepository:
         doc = await self._find(interview_id, {"lease": 1})
         return None if doc is None else doc.get("lease")
 
-    @staticmethod
-    def _fenced(interview_id: str, epoch: int | None) -> dict:
-        """The filter of a write by ``epoch``'s holder (any writer when None)."""
-        return {"_id": interview_id} if epoch is None else {"_id": interview_id, "lease.epoch": epoch}
+    # --- the report claim: one report writer per interview across instances -----------------------
+    async def claim_report(self, interview_id: str, owner: str, ttl_seconds: float) -> bool:
+        """Take (or renew) ``report_claim = {owner, expires_at}`` unless another owner's claim is
+        still unexpired."""
+        col, _ = await self._cols(interview_id)
+        if col is None:
+            return False
+        now = utcnow()
+        result = await col.update_one(
+            {"_id": interview_id, "$or": [{"report_claim": None}, {"report_claim.owner": owner},
+                                          {"report_claim.expires_at": {"$lt": now}}]},
+            {"$set": {"report_claim": {"owner": owner, "expires_at": now + timedelta(seconds=ttl_seconds)}}})
+        return result.matched_count == 1
 
-    async def _refused(self, interview_id: str, epoch: int | None) -> Exception:
-        """Why a write matched nothing: the interview is gone, or the lease moved on."""
-        if epoch is not None and await self._find(interview_id, {"_id": 1}) is not None:
-            return LeaseLost(f"interview {interview_id!r}: lease epoch {epoch} was taken over")
+    async def report_claim(self, interview_id: str) -> dict | None:
+        doc = await self._find(interview_id, {"report_claim": 1})
+        return None if doc is None else doc.get("report_claim")
+
+    async def release_report(self, interview_id: str, owner: str) -> None:
+        col, _ = await self._cols(interview_id)
+        if col is not None:
+            await col.update_one({"_id": interview_id, "report_claim.owner": owner}, {"$set": {"report_claim": None}})
+
+    @staticmethod
+    def _fenced(interview_id: str, epoch: int | None, report_owner: str | None = None) -> dict:
+        """The filter of a write by ``epoch``'s holder (any writer when None), or by the holder of
+        the report claim."""
+        query: dict[str, Any] = {"_id": interview_id}
+        if epoch is not None:
+            query["lease.epoch"] = epoch
+        if report_owner is not None:
+            query["report_claim.owner"] = report_owner
+        return query
+
+    async def _refused(self, interview_id: str, epoch: int | None, report_owner: str | None = None) -> Exception:
+        """Why a write matched nothing: the interview is gone, or the lease (claim) moved on."""
+        if (epoch is not None or report_owner is not None) \
+                and await self._find(interview_id, {"_id": 1}) is not None:
+            if epoch is not None:
+                return LeaseLost(f"interview {interview_id!r}: lease epoch {epoch} was taken over")
+            return LeaseLost(f"interview {interview_id!r}: the report claim of {report_owner} was taken over")
         return LookupError(f"no interview {interview_id!r}")
 
     async def update(self, interview_id: str, *, set_fields: dict | None = None,
-                     push: dict[str, Any] | None = None, epoch: int | None = None) -> None:
+                     push: dict[str, Any] | None = None, epoch: int | None = None,
+                     report_owner: str | None = None) -> None:
         update: dict[str, Any] = {}
         sets = dict(set_fields or {})
         bad = PROTECTED_FIELDS.intersection(sets) | PROTECTED_FIELDS.intersection(push or {})
@@ -227,9 +260,9 @@ class InterviewRepository:
         col, _ = await self._cols(interview_id)
         if col is None:
             raise LookupError(f"no interview {interview_id!r}")
-        result = await col.update_one(self._fenced(interview_id, epoch), update)
+        result = await col.update_one(self._fenced(interview_id, epoch, report_owner), update)
         if result.matched_count == 0:
-            raise await self._refused(interview_id, epoch)
+            raise await self._refused(interview_id, epoch, report_owner)
 
     async def append_transcript(self, interview_id: str, entries: list[dict], epoch: int | None = None) -> None:
         entries = list(entries)

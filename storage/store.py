@@ -40,8 +40,10 @@ class Store:
         await self.interviews.release_lease(str(interview_id), epoch)
 
     async def update_interview(self, interview_id: str, *, set_fields: dict | None = None,
-                               push: dict[str, Any] | None = None, epoch: int | None = None) -> None:
-        await self.interviews.update(str(interview_id), set_fields=set_fields, push=push, epoch=epoch)
+                               push: dict[str, Any] | None = None, epoch: int | None = None,
+                               report_owner: str | None = None) -> None:
+        await self.interviews.update(str(interview_id), set_fields=set_fields, push=push, epoch=epoch,
+                                     report_owner=report_owner)
 
     async def append_transcript(self, interview_id: str, entries: list[dict], epoch: int | None = None) -> None:
         await self.interviews.append_transcript(str(interview_id), entries, epoch=epoch)
@@ -50,6 +52,15 @@ class Store:
         return await self.interviews.load_transcript(str(interview_id))
 
     # --- what core/report.py reads (beyond the protocol) ------------------------------------------
+    async def claim_report(self, interview_id: str, owner: str, ttl_seconds: float) -> bool:
+        return await self.interviews.claim_report(str(interview_id), owner, ttl_seconds)
+
+    async def report_claim(self, interview_id: str) -> dict | None:
+        return await self.interviews.report_claim(str(interview_id))
+
+    async def release_report(self, interview_id: str, owner: str) -> None:
+        await self.interviews.release_report(str(interview_id), owner)
+
     async def load_interview_by_id(self, interview_id: str) -> dict | None:
         """The interview whoever owns it (background report writing)."""
         return await self.interviews.load_by_id(str(interview_id))

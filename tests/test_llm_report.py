@@ -208,3 +208,57 @@ async def test_report_endpoint_shows_retrying(app_server_factory, api_client):
     body = r.json()
     assert body["status"] == "retrying" and body["error"] == "llm: 超时" and body["attempts"] == 1
     assert body["next_retry_at"] == "2030-01-01T00:00:00Z"
+
+
+class GatedScorer:
+    """A real scorer (the heuristic one) that waits for ``gate`` first, counting its calls."""
+    name = "gated"
+
+    def __init__(self, gate: asyncio.Event) -> None:
+        self.gate, self.calls, self.inner = gate, 0, HeuristicScorer()
+
+    async def score(self, record: dict) -> dict:
+        self.calls += 1
+        await self.gate.wait()
+        return await self.inner.score(record)
+
+
+async def test_two_instances_write_one_report_once(store):
+    """Both instances schedule the report (both started with it pending): one claims it and writes;
+    the other waits for the claim, finds the report written and does nothing."""
+    interview_id = await finished_interview(store)
+    gate = asyncio.Event()
+    a_scorer, b_scorer = GatedScorer(gate), GatedScorer(gate)
+    a = ReportService([a_scorer], store, SystemClock(), {"claim_ttl_seconds": 3}, sections=report_sections(), owner="A")
+    b = ReportService([b_scorer], store, SystemClock(), {"claim_ttl_seconds": 3}, sections=report_sections(), owner="B")
+    a.schedule(interview_id)
+    await wait_for(store, interview_id, lambda d: d.get("report_status") == "generating")
+    b.schedule(interview_id)
+    await asyncio.sleep(4.0)                 # longer than the ttl: A's claim is renewed, not expired
+    assert (a_scorer.calls, b_scorer.calls) == (1, 0)
+    assert (await store.interviews.report_claim(interview_id))["owner"] == "A"
+    gate.set()
+    await a.wait(interview_id)
+    await asyncio.wait_for(b.wait(interview_id), 10)       # B sees the report written and stops
+    doc = await store.load_interview_by_id(interview_id)
+    assert doc["report_status"] == "ready" and doc["report_attempts"] == 1 and b_scorer.calls == 0
+    assert "report_claim" not in doc
+    assert await store.interviews.report_claim(interview_id) is None      # released
+    await a.aclose()
+    await b.aclose()
+
+
+async def test_an_expired_report_claim_is_taken_over_and_the_old_writer_is_fenced_out(store):
+    interview_id = await finished_interview(store)
+    assert await store.claim_report(interview_id, "dead-instance", 0.2)        # then it crashed
+    assert not await store.claim_report(interview_id, "B", 60)
+    await asyncio.sleep(0.3)
+    service = ReportService([HeuristicScorer()], store, SystemClock(), {}, sections=report_sections(), owner="B")
+    service.schedule(interview_id)
+    await asyncio.wait_for(service.wait(interview_id), 10)
+    doc = await store.load_interview_by_id(interview_id)
+    assert doc["report_status"] == "ready"
+    from core.interfaces import LeaseLost
+    with pytest.raises(LeaseLost):           # the crashed writer, were it alive, is refused
+        await store.update_interview(interview_id, set_fields={"report_status": "failed"}, report_owner="dead-instance")
+    await service.aclose()
