@@ -67,7 +67,7 @@ async def open_room(server, client, tts: bool | None = True):
     return ws, inbox, intro, interview_id
 
 
-async def audio_of(inbox, message_id: str, timeout: float = 60.0) -> tuple[bytes, int]:
+async def audio_of(inbox, message_id: str, timeout: float = 120.0) -> tuple[bytes, int]:
     """The whole voice of one message (waits for its ``last`` chunk); checks the stream's shape."""
     await inbox.wait_for(lambda m: m["type"] == "tts_audio" and m["message_id"] == message_id and m["last"],
                          timeout=timeout)
