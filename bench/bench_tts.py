@@ -18,7 +18,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -28,7 +27,7 @@ import websockets
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
-from bench_session import INTERVIEW, RESUME, free_port, wait_up  # noqa: E402
+from bench_session import INTERVIEW, RESUME, start_server, wait_up  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -132,13 +131,7 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="interviews per session slot")
     parser.add_argument("--answer-seconds", type=float, default=3.0)
     args = parser.parse_args()
-    port = free_port()
-    data = tempfile.mkdtemp(prefix="mianshi-bench-tts-")
-    env = dict(os.environ, PORT=str(port), MIANSHI_DATA_DIR=data)
-    env.pop("MONGODB_URI", None)
-    proc = subprocess.Popen([sys.executable, str(ROOT / "sanic_app.py")], env=env, cwd=str(ROOT),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base, ws_base = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/ws/webrtc/"
+    proc, base, ws_base = start_server("mianshi-bench-tts-")
     results = {"question": [], "other": [], "minutes": 0.0}
     try:
         await wait_up(base, proc)
