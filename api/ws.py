@@ -165,8 +165,10 @@ class Connection:
         except SessionError as exc:
             await self.send(ev.error(exc.text, field=exc.field))
             return
-        await self.send(ev.stream_created(self.session.stream_id, message.title or "面试视频流",
-                                          self.session.interview_id))
+        created = ev.stream_created(self.session.stream_id, message.title or "面试视频流", self.session.interview_id)
+        if message.tts:                 # additive, only for clients that asked: is there a server voice?
+            created["tts"] = {"voice": self.engine.tts is not None}
+        await self.send(created)
         await self.session.start()
 
     async def end(self) -> None:

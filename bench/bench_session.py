@@ -155,14 +155,20 @@ async def client_session(base: str, ws_base: str, audio_frames: list[str], video
         reading.cancel()
 
 
-async def server_load(sessions: int, seconds: float) -> dict:
+def start_server(prefix: str = "mianshi-bench-") -> tuple[subprocess.Popen, str, str]:
+    """``python sanic_app.py`` with plugins.toml on a free port and a fresh data directory (embedded
+    database); returns the process, its HTTP base and its WebSocket URL."""
     port = free_port()
-    data = tempfile.mkdtemp(prefix="mianshi-bench-")
+    data = tempfile.mkdtemp(prefix=prefix)
     env = dict(os.environ, PORT=str(port), MIANSHI_DATA_DIR=data)
     env.pop("MONGODB_URI", None)
     proc = subprocess.Popen([sys.executable, str(ROOT / "sanic_app.py")], env=env, cwd=str(ROOT),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base, ws_base = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/ws/webrtc/"
+    return proc, f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/ws/webrtc/"
+
+
+async def server_load(sessions: int, seconds: float) -> dict:
+    proc, base, ws_base = start_server()
     try:
         await wait_up(base, proc)
         async with httpx.AsyncClient() as http:

@@ -78,6 +78,7 @@ class Engine:
         self.detectors: list = []
         self.code_runner = None
         self.code_runner_problem: str | None = None
+        self.tts = None                               # core.tts.TtsService, or None: no voice
         self.cheat_kinds: dict = {}                  # name -> core.interfaces.CheatKind
         self.asr_scheduler = None
         self.vision_pool = None
@@ -130,7 +131,8 @@ class Engine:
                 "question_source": list(cfg.get("question_sources", ["bank"])),
                 "scorer": list(cfg.get("scorers", ["heuristic"])),
                 "cheat_detector": list(cfg.get("cheat_detectors", [])),
-                "code_runner": [cfg["code_runner"]] if cfg.get("code_runner") else []}
+                "code_runner": [cfg["code_runner"]] if cfg.get("code_runner") else [],
+                "tts": [cfg["tts"]] if isinstance(cfg.get("tts"), str) and cfg["tts"] else list(cfg.get("tts") or [])}
 
     async def start(self) -> None:
         selected = self.selected()
@@ -169,8 +171,23 @@ class Engine:
                 if self.code_runner_problem:
                     log.error("THE CODE SANDBOX CANNOT RUN: %s — code submissions will be refused "
                               "until this is fixed.", self.code_runner_problem)
+            voices = []
+            for name in selected["tts"]:
+                voice = await self._build_optional("tts", name)
+                if voice is not None:
+                    voices.append(voice)
         except PluginError as exc:
             raise EngineStartError(str(exc)) from None
+        if voices:
+            from core.tts import TtsService
+            self.tts = TtsService(voices, cache_sentences=int(self.config.get("tts", {}).get("cache_sentences", 256)))
+            log.info("the interviewer's voice: %s", ", ".join(self.tts.names))
+        elif selected["tts"]:
+            log.warning("THE SERVER HAS NO VOICE: no tts engine of [engine] tts could start (%s); clients "
+                        "that ask for tts get text only (the page falls back to the browser's voice)",
+                        "; ".join(f"{k}: {v}" for k, v in self.unavailable.items() if k.startswith("tts:")))
+        else:
+            log.info("the server has no voice ([engine] tts is empty)")
         if not self.question_sources:
             raise EngineStartError("no question source could start; check [engine] question_sources")
         if self.asr is not None:
@@ -205,7 +222,7 @@ class Engine:
             self.asr_scheduler.close()
         if self.vision_pool is not None:
             self.vision_pool.close()
-        for obj in [self.asr, self.vad, self.code_runner, *self.question_sources, *self.scorers]:
+        for obj in [self.asr, self.vad, self.code_runner, self.tts, *self.question_sources, *self.scorers]:
             closer = getattr(obj, "aclose", None)
             if closer is not None:
                 await closer()
@@ -231,7 +248,8 @@ class Engine:
                 "speech_streams": sum(1 for s in self.sessions.values() if s.speech is not None),
                 "vision_monitors": sum(1 for s in self.sessions.values() if s.cheat is not None),
                 "session_tasks": sum(len(s.tasks) for s in self.sessions.values()),
-                "asr": dict(self.asr_scheduler.stats) if self.asr_scheduler is not None else None}
+                "asr": dict(self.asr_scheduler.stats) if self.asr_scheduler is not None else None,
+                "tts": dict(self.tts.stats) if self.tts is not None else None}
 
     def _track_closing(self, coro, name: str) -> asyncio.Task:
         """Run a session's cleanup as a task of its own: whoever awaits it may be cancelled (a
@@ -301,6 +319,9 @@ class Engine:
             raise SessionError("该面试已结束，请查看面试报告", "interview_id")
         session = Session(self, user_id, interview, resume, send, stream_id=stream_id,
                           epoch=int(interview["lease_epoch"]), hangup=hangup)
+        if request.tts:
+            from core.tts import SessionVoice
+            session.voice = SessionVoice(session, self.tts, self.config.get("tts", {}))
         self.sessions[request.interview_id] = session
         if self._lease_task is None or self._lease_task.done():
             self._lease_task = asyncio.get_running_loop().create_task(self._lease_monitor(), name="lease-monitor")
@@ -384,6 +405,10 @@ class _PhaseCtx:
         if self._session.speech is not None:
             self._session.speech.set_context(context)
 
+    def prepare_speech(self, text: str) -> None:
+        if self._session.voice is not None:
+            self._session.voice.prefetch(text)
+
     def background(self, coro, name: str, finish_on_close: bool = False) -> asyncio.Task:
         task = self._session.spawn(coro, name)
         if finish_on_close:
@@ -423,6 +448,7 @@ class Session:
         self.asr_context = AsrContext()
         self.speech = None
         self.cheat = None
+        self.voice = None                      # core.tts.SessionVoice when create_stream asked for tts
         self._cheat_indexes: dict[int, int] = {}
         self._cheat_count = len(interview.get("cheat_events") or [])
 
@@ -446,6 +472,16 @@ class Session:
             await self._send(message)       # the web layer's send serialises writes (api/ws.py)
         except Exception as exc:  # the connection is gone; state is in the store
             log.info("send failed for %s: %s", self.interview_id, exc)
+
+    async def send_message(self, message: dict) -> None:
+        """An ``interview_message``: as it is, or (sessions with ``tts``) with its ``message_id``,
+        followed by its voice."""
+        if self.voice is None:
+            await self.send(message)
+            return
+        tagged = self.voice.tag(message)
+        await self.send(tagged)
+        self.voice.speak(tagged["message_id"], message["text"])
 
     async def store_update(self, *, set_fields: dict | None = None, push: dict | None = None) -> None:
         fields = dict(set_fields or {})
@@ -513,6 +549,9 @@ class Session:
         for phase, ctx in zip(self.phases, self.contexts):
             if phase is not self.phases[self.index]:
                 await phase.prepare(ctx)
+        if self.voice is not None:             # the fixed transition texts, ready before they are said
+            for i in range(1, len(self.phases)):
+                self.voice.prefetch(transition_text(self.phases[i - 1], self.phases[i]))
         self.spawn(self._loop(), "events")
         self.spawn(self._ticker(), "ticker")
         if fresh:
@@ -520,7 +559,7 @@ class Session:
         else:
             current = self.interview.get("current_message")
             if current:
-                await self.send(current)
+                await self.send_message(current)
             await self.phases[self.index].on_resume(self.contexts[self.index])
         await self._run_transitions()
 
@@ -553,7 +592,7 @@ class Session:
         await self.store_update(set_fields={"status": "finished", "phase": "end", "finished_at": utcnow(),
                                             "current_message": message, "report_status": "pending"},
                                 push={"phase_history": {"phase": "end", "at": utcnow()}})
-        await self.send(message)
+        await self.send_message(message)
         self.engine.emit(self.interview_id, "end", {"at": utcnow()})
         self.engine.reports.schedule(self.interview_id)
 
@@ -663,12 +702,23 @@ class Session:
             self.events.put_nowait(message)
         elif isinstance(message, ev.CodeSubmit):
             self.events.put_nowait(message)
+        elif isinstance(message, ev.TtsPlayback):
+            if self.voice is None:
+                await self.send(ev.error("tts_playback 需要在 create_stream 中设置 \"tts\": true", field="type"))
+            else:
+                await self.voice.on_playback(message)
 
     async def _end_answer_after_flush(self) -> None:
         await self._flush_speech()
         self.events.put_nowait(ev.EndAnswer())
 
     async def on_speech_event(self, event) -> None:
+        if self.voice is not None:      # speech heard while the interviewer speaks: held, dropped or a barge-in
+            await self.voice.hear(event, self._speech_event)
+        else:
+            await self._speech_event(event)
+
+    async def _speech_event(self, event) -> None:
         if isinstance(event, ev.Transcript):
             if event.text:
                 await self.send(ev.asr_result(event.text, event.is_final))
@@ -714,7 +764,7 @@ class Session:
             push = {"questions": record}
         await self.store_update(set_fields=set_fields, push=push)
         self.interview["current_message"] = message
-        await self.send(message)
+        await self.send_message(message)
         if question is not None:
             self.engine.emit(self.interview_id, "question", push["questions"])
 

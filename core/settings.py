@@ -23,7 +23,8 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True)
 class Setting:
-    """One declared setting. ``type`` defaults to the type of ``default``; ``default=None`` needs a
+    """One declared setting. ``type`` defaults to the type of ``default`` (a tuple of types: any
+    of them); ``default=None`` needs a
     ``type`` and means "unset" (the plugin decides what that does). ``items`` is the element type of
     a list; ``choices`` the allowed values; ``minimum`` a lower bound for numbers."""
     default: Any = None
@@ -33,7 +34,7 @@ class Setting:
     minimum: float | None = None
 
     @property
-    def kind(self) -> type:
+    def kind(self) -> type | tuple:
         kind = self.type or type(self.default)
         if kind is type(None):
             raise TypeError("a setting with no default must name its type")
@@ -55,6 +56,12 @@ def _check(where: str, key: str, setting: Setting, value: Any) -> Any:
     if value is None and setting.default is None:
         return None
     kind = setting.kind
+    if isinstance(kind, tuple):           # one of several types, e.g. (str, list): a name or names
+        if isinstance(value, bool) or not isinstance(value, kind):
+            names = " or ".join(_TYPE_NAMES.get(k, k.__name__) for k in kind)
+            raise SettingsError(f"{where} {key}: expected {names}, got {value!r}")
+        kind = type(value) if type(value) in kind else kind[0]
+        setting = Setting(setting.default, kind, setting.items, setting.choices, setting.minimum)
 
     def wrong(expected: str) -> SettingsError:
         return SettingsError(f"{where} {key}: expected {expected}, got {value!r}")

