@@ -52,9 +52,28 @@ from core.interfaces import AsrContext, PluginContext  # noqa: E402
 from core.plugins import collect, make_plugin_manager  # noqa: E402
 from core.speech import AsrScheduler, SpeechPipeline  # noqa: E402
 from plugins._speech_util import corpus_cer  # noqa: E402
-from tests.asr_support import load, references, voiced_bounds  # noqa: E402
+from core.itn import itn  # noqa: E402
+from tests.asr_support import (AUDIO, DEV_AUDIO, dev_split, load_from, references_in,  # noqa: E402
+                               voiced_bounds)
 
 FRAME = 640  # 40 ms
+VARIANTS: dict[str, tuple[str, str]] = {}   # shown text -> (raw, corrected towards the context only)
+
+
+def record_variants(asr) -> None:
+    """Wrap the engine's sound-alike correction so that each result's uncorrected text (and its
+    context-only correction) can be scored too."""
+    from plugins._term_fix import fix_terms
+    inner = getattr(asr, "fix_terms", None)
+    if inner is None:
+        return
+
+    def wrapped(text, context):
+        out = inner(text, context)
+        VARIANTS[itn((out or "").strip())] = (itn((text or "").strip()),
+                                              itn(fix_terms(text, context, lexicon=False).strip()))
+        return out
+    asr.fix_terms = wrapped
 
 # What the engine would hand over: the resume's terms and the question being answered.
 RESUME_TERMS = ["华中科技大学", "软件工程", "电商", "后端开发", "订单系统", "支付系统", "高并发",
@@ -90,14 +109,73 @@ def question_for(name: str) -> str:
     return ""
 
 
+# The development set (../shared/audio/zh-dev) has no question per recording: its context is only
+# what the name says about the interview - the position type (domain lexicon) and, for the
+# introductions, the intro question. No resume terms, no question text, nothing from its sentences.
+DEV_DOMAINS = {"d_be": "backend", "d_fe": "frontend", "d_pm": "pm", "d_qa": "qa", "d_algo": "algo"}
+
+
 def context_for(name: str, hints: bool = True) -> AsrContext:
+    base = name.split("#")[0].split("@")[0]
+    if base.startswith("d_"):
+        group = base.rsplit("_", 1)[0]
+        return AsrContext("请开始自我介绍吧" if group == "d_intro" else "", [], [],
+                          DEV_DOMAINS.get(group, ""))
     q = question_for(name)
-    return AsrContext(q, RESUME_TERMS, BANK_POINTS.get(q, []) if hints else [])
+    return AsrContext(q, RESUME_TERMS, BANK_POINTS.get(q, []) if hints else [], "backend")
 
 
-def load_set(names: list[str] | None):
-    """(name, reference, pcm) of the test recordings (the speech tests' own loaders)."""
-    return [(name, ref, load(name)) for name, ref in references().items() if not names or name in names]
+SETS = ("zh", "zh-dev", "zh-dev-tune", "zh-dev-heldout")
+
+
+def load_set(names: list[str] | None, which: str = "zh", audio_dir: Path | None = None):
+    """(name, reference, pcm) of a recording set: ``zh`` (the test recordings), ``zh-dev`` or its
+    fixed parts ``zh-dev-tune`` / ``zh-dev-heldout`` (tests/asr_support.dev_split)."""
+    directory = audio_dir or (AUDIO if which == "zh" else DEV_AUDIO)
+    refs = references_in(directory)
+    keep = list(refs)
+    if which in ("zh-dev-tune", "zh-dev-heldout"):
+        tune, held = dev_split([n.split("@")[0] for n in refs])
+        part = set(tune if which == "zh-dev-tune" else held)
+        keep = [n for n in refs if n.split("@")[0] in part]
+    return [(name, refs[name], load_from(directory, name)) for name in keep if not names or name in names]
+
+
+def degrade(items, out_dir: Path) -> Path:
+    """Degraded copies of the recordings made with sox into ``out_dir`` (transcripts.tsv beside):
+    speed 0.9 and 1.1 (tempo and pitch, as ``speed``), white noise mixed at about 15 dB SNR,
+    reverb (sox ``reverb 50``), and 12 dB quieter."""
+    import shutil
+    import subprocess
+    import wave
+    if shutil.which("sox") is None:
+        raise SystemExit("--degrade needs sox (apt-get install sox)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for name, ref, pcm in items:
+        src = out_dir / f"{name}.src.wav"
+        with wave.open(str(src), "wb") as w:
+            w.setnchannels(1), w.setsampwidth(2), w.setframerate(16000)
+            w.writeframes(pcm.tobytes())
+        level = float(np.sqrt(np.mean(pcm.astype(np.float64) ** 2))) / 32768
+        effects = {
+            "speed09": ["speed", "0.9"], "speed11": ["speed", "1.1"], "reverb": ["reverb", "50"],
+            "quiet": ["vol", "-12dB"],
+        }
+        for tag, eff in effects.items():
+            subprocess.run(["sox", str(src), "-r", "16000", "-c", "1", "-b", "16",
+                            str(out_dir / f"{name}@{tag}.wav"), *eff, "rate", "16000"], check=True)
+            lines.append(f"{name}@{tag}\t{ref}")
+        noise = out_dir / f"{name}.noise.wav"
+        dur = len(pcm) / 16000
+        subprocess.run(["sox", "-n", "-r", "16000", "-c", "1", "-b", "16", str(noise), "synth", f"{dur}",
+                        "whitenoise", "vol", f"{level * 10 ** (-15 / 20) * 1.73:.5f}"], check=True)
+        subprocess.run(["sox", "-m", str(src), str(noise), "-b", "16", str(out_dir / f"{name}@noise.wav")],
+                       check=True)
+        lines.append(f"{name}@noise\t{ref}")
+        src.unlink(), noise.unlink()
+    (out_dir / "transcripts.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return out_dir
 
 
 def build_stream(items, gap_s: float):
@@ -173,6 +251,15 @@ def analyse(events, fed_at, segs):
         if prior:
             lat_vad.append(t_final - prior[-1])
     pairs = [("".join(ev.text for _, ev in hyps[s["name"]]), s["ref"]) for s in segs]
+    # the same finals before the sound-alike correction, and corrected towards the context only
+    # (VARIANTS: recorded by the fix_terms wrapper of main())
+    for k, label in ((0, "raw"), (1, "context")):
+        pairs_k = [("".join(VARIANTS.get(ev.text, (ev.text, ev.text))[k] for _, ev in hyps[s["name"]]), s["ref"])
+                   for s in segs]
+        if label == "raw":
+            pairs_raw = pairs_k
+        else:
+            pairs_ctx = pairs_k
     # partial cadence while speaking
     gaps = []
     last = None
@@ -185,7 +272,7 @@ def analyse(events, fed_at, segs):
         elif isinstance(ev, SpeechEnded):
             last = None
     n_utts = sum(1 for _, ev in events if isinstance(ev, SpeechStarted))
-    return {"pairs": pairs, "lat_speech": lat_speech, "lat_vad": lat_vad, "gaps": gaps, "n_utts": n_utts,
+    return {"pairs": pairs, "pairs_raw": pairs_raw, "pairs_ctx": pairs_ctx, "lat_speech": lat_speech, "lat_vad": lat_vad, "gaps": gaps, "n_utts": n_utts,
             "n_final": len(finals), "n_partial": sum(1 for _, ev in events
                                                      if isinstance(ev, Transcript) and not ev.is_final)}
 
@@ -204,13 +291,13 @@ async def run_load(n, vad, asr, scheduler, audio, segs, context_on, settings):
         for i in range(n)])
     cpu = cpu_seconds() - c0
     wall = time.monotonic() - w0
-    merged = {"pairs": [], "lat_speech": [], "lat_vad": [], "gaps": [], "n_utts": 0, "n_final": 0,
+    merged = {"pairs": [], "pairs_raw": [], "pairs_ctx": [], "lat_speech": [], "lat_vad": [], "gaps": [], "n_utts": 0, "n_final": 0,
               "n_partial": 0, "errors": 0}
     merged["speculative_hits"] = 0
     for events, fed_at, errors, hits in results:
         merged["speculative_hits"] += hits
         r = analyse(events, fed_at, segs)
-        for k in ("pairs", "lat_speech", "lat_vad", "gaps"):
+        for k in ("pairs", "pairs_raw", "pairs_ctx", "lat_speech", "lat_vad", "gaps"):
             merged[k] += r[k]
         for k in ("n_utts", "n_final", "n_partial"):
             merged[k] += r[k]
@@ -264,6 +351,13 @@ def main() -> int:
     ap.add_argument("--min-streams", type=int, default=2, help="first load level of the sweep")
     ap.add_argument("--gap", type=float, default=1.5, help="silence between recordings (s)")
     ap.add_argument("--files", nargs="*", help="subset of recordings (names without .wav)")
+    ap.add_argument("--audio-set", default="zh", choices=SETS,
+                    help="recordings: zh (../shared/audio/zh), zh-dev, or its fixed parts zh-dev-tune / "
+                         "zh-dev-heldout (tests/asr_support.dev_split)")
+    ap.add_argument("--degrade", action="store_true",
+                    help="play sox-degraded copies (speed 0.9/1.1, noise ~15 dB SNR, reverb, -12 dB) of "
+                         "the set instead, made in a temporary directory")
+    ap.add_argument("--streams", help="load levels to run, comma-separated (e.g. 4,8), instead of the sweep")
     ap.add_argument("--workers", type=int, default=2, help="AsrScheduler workers")
     ap.add_argument("--passes", type=int, default=3,
                     help="one-stream run: play the set this many times (p95 over all of them)")
@@ -284,7 +378,14 @@ def main() -> int:
     print(f"vad={vad_name} asr={asr_name} context={'off' if args.no_context else ('no hints' if args.no_hints else 'on')} "
           f"models loaded in {time.monotonic() - t:.1f}s; cores={os.cpu_count()} "
           f"load average {os.getloadavg()[0]:.2f} (shared machine)")
-    items = load_set(args.files)
+    items = load_set(args.files, args.audio_set)
+    if args.degrade:
+        import tempfile
+        tmp = Path(tempfile.mkdtemp(prefix="mianshi-degraded-"))
+        items = load_set(None, "zh", degrade(items, tmp))
+        print(f"degraded copies in {tmp}")
+    record_variants(asr)
+    print(f"set {args.audio_set}{' (degraded)' if args.degrade else ''}: ", end="")
     audio, segs = build_stream(items, args.gap)
     print(f"{len(items)} recordings, {sum(len(p) for _, _, p in items) / 16000:.1f} s of speech audio, "
           f"{len(audio) / 16000:.1f} s per stream")
@@ -302,7 +403,11 @@ def main() -> int:
         for i, ((hyp, ref), s) in enumerate(zip(r["pairs"][:n_items], one_segs[:n_items])):
             lats = "/".join(f"{one_segs[i + k * n_items].get('latency', float('nan')):.2f}" for k in range(passes))
             print(f"  {s['name']:13s} {lats} s  {hyp}")
-        print(f"CER of finals                 {cer * 100:.1f} %")
+        print(f"CER of finals                 {cer * 100:.1f} %   (numbers normalised, core/itn.py)")
+        print(f"  before sound-alike fix      {corpus_cer(r['pairs_raw']) * 100:.1f} %")
+        print(f"  context terms only          {corpus_cer(r['pairs_ctx']) * 100:.1f} %")
+        changed = sum(1 for (a, _), (b, _) in zip(r["pairs_raw"], r["pairs"]) if a != b)
+        print(f"  recordings changed by fix   {changed} of {len(r['pairs'])}")
         print(f"utterances / finals / partials {r['n_utts']} / {r['n_final']} / {r['n_partial']}")
         print(f"partial gap median / p95      {statistics.median(r['gaps']) if r['gaps'] else float('nan'):.2f} s"
               f" / {pct(r['gaps'], 95):.2f} s")
@@ -319,7 +424,9 @@ def main() -> int:
         print("\n== simultaneous real-time streams (target: speech end -> final p95 <= 1.5 s) ==")
         print(" N   final p95 (speech end)   VAD end p95   partial gap med   CER    CPU/audio s")
         best = 1 if pct(r["lat_speech"], 95) <= 1.5 else 0
-        for n in range(max(2, args.min_streams), args.max_streams + 1):
+        levels = [int(x) for x in args.streams.split(",")] if args.streams else \
+            list(range(max(2, args.min_streams), args.max_streams + 1))
+        for n in levels:
             scheduler.stats = {k: 0 for k in scheduler.stats}
             scheduler.busy_seconds = {k: 0.0 for k in scheduler.busy_seconds}
             rn = asyncio.run(run_load(n, vad, asr, scheduler, audio, segs, context_mode,
@@ -335,7 +442,7 @@ def main() -> int:
                   + "/".join(f"{v:.0f}" for v in scheduler.busy_seconds.values()) + ")")
             if p95 <= 1.5:
                 best = n
-            else:
+            elif not args.streams:
                 break
         print(f"max simultaneous streams with final p95 <= 1.5 s: {best}")
     finally:

@@ -50,11 +50,14 @@ class Vad(Protocol):
 
 @dataclass
 class AsrContext:
-    """Biasing context the engine hands to ASR: the current question, the resume's terms and
-    hints - phrases a good answer is likely to use (the question's reference points)."""
+    """Biasing context the engine hands to ASR: the current question, the resume's terms,
+    hints - phrases a good answer is likely to use (the question's reference points) - and the
+    position type."""
     question: str = ""
     terms: list[str] = field(default_factory=list)
     hints: list[str] = field(default_factory=list)
+    domain: str = ""                   # the interview's position_type (backend, frontend, pm, qa, algo):
+                                       # selects the domain lexicon (plugins/_lexicon.py)
 
 
 class AsrStream(Protocol):

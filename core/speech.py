@@ -11,7 +11,8 @@ behind partials.
 at once; frames go through an internal bounded queue to a worker task, never dropped), runs the VAD,
 keeps the audio of the utterance in progress, asks for a partial every ``partial_interval_s`` of new
 speech and for one final per utterance, and reports ``SpeechStarted``/``SpeechEnded``/``Transcript``
-events in order through ``on_event``.
+events in order through ``on_event``. Transcript text has its numbers in the one written form of
+``core.itn`` (百分之四十 -> 40%), whichever recogniser produced it: shown, stored and scored alike.
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from core.clock import Clock
 from core.config import CORE_SETTINGS
 from core.events import SpeechEnded, SpeechEvent, SpeechStarted, Transcript
 from core.interfaces import AsrContext, AsrEngine, Vad
+from core.itn import itn
 
 log = logging.getLogger("mianshi.speech")
 
@@ -459,7 +461,7 @@ class SpeechPipeline:
                 text = ""
             if prev is not None:
                 await asyncio.gather(prev, return_exceptions=True)
-            text = (text or "").strip()
+            text = itn((text or "").strip())      # numbers in one written form (core/itn.py)
             if text:
                 await self._emit(Transcript(text, True, self.clock.now(), utt.start / SAMPLE_RATE,
                                             end / SAMPLE_RATE))
@@ -529,7 +531,7 @@ class SpeechPipeline:
     async def _emit_partial(self, utt: _Utterance, audio: np.ndarray, text: str | None) -> None:
         if text is None or utt.ended or self._utt is not utt or self._finals_pending:
             return
-        text = text.strip()
+        text = itn(text.strip())
         if not text or text == utt.last_partial_text or audio.size < utt.shown_len:
             return      # nothing new, or older than what is shown (a partial overtaken by a pre-final)
         utt.last_partial_text = text

@@ -23,7 +23,8 @@ class IntroPhase(Phase):
 
     def _start_turn(self, ctx) -> None:
         """Bias ASR towards the resume and (re)start the silence timer."""
-        ctx.set_asr_context(AsrContext(question=TEXT_START, terms=resume_terms(ctx.resume)))
+        ctx.set_asr_context(AsrContext(question=TEXT_START, terms=resume_terms(ctx.resume),
+                                       domain=str((ctx.interview or {}).get("position_type") or "")))
         self.turn = Turn(float(ctx.timing.get("intro_silence_seconds", 15.0)),
                          str(ctx.timing.get("done_phrase", "说完了")))
         self.turn.start(ctx.clock.now())

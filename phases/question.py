@@ -116,7 +116,8 @@ class QuestionPhase(Phase):
         """Bias ASR towards the current question and start timing its answer."""
         question = _question_from_dict(ctx.state["plan"][ctx.state["index"]])
         ctx.set_asr_context(AsrContext(question=question.text, terms=resume_terms(ctx.resume),
-                                       hints=list(question.reference_points)))
+                                       hints=list(question.reference_points),
+                                       domain=str((ctx.interview or {}).get("position_type") or "")))
         self.turn = Turn(float(ctx.timing.get("answer_silence_seconds", 15.0)),
                          str(ctx.timing.get("done_phrase", "说完了")))
         self.turn.start(ctx.clock.now())

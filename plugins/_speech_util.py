@@ -226,10 +226,12 @@ def numbers_to_chinese(text: str) -> str:
 
 
 def normalize_for_cer(text: str) -> str:
-    """The text CER is computed on: simplified, lower case, numerals read out, no punctuation or
-    spaces (the usual normalisation of Chinese ASR scoring)."""
+    """The text CER is computed on: simplified, lower case, numbers in the one written form of
+    ``core.itn`` (三百毫秒 and 300毫秒 both read 300毫秒; applied to hypothesis and reference
+    alike), no punctuation or spaces (the usual normalisation of Chinese ASR scoring)."""
+    from core.itn import itn
     text = to_simplified(unicodedata.normalize("NFKC", text or "")).lower()
-    text = numbers_to_chinese(text)
+    text = itn(text)
     return re.sub(r"[\W_]+", "", text)
 
 

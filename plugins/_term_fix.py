@@ -14,6 +14,11 @@ syllable is the same or a near miss (n/l, z/zh, c/ch, s/sh, f/h, r/l initials; i
 an/ang, i/ü, … finals, each costing half) and the total cost is at most a quarter of the
 syllables.  Two-character terms must sound exactly the same and share a character with the span.
 Longer terms win over shorter ones; spans never overlap.
+
+The same pass then runs with the domain lexicon (plugins/_lexicon.py: thousands of interview terms
+of the session's position type), looked up by a coarse pinyin key instead of scanned; the
+context's terms win, and the guards are the same (tests/test_lexicon.py: sound-alike domain
+terms fixed, a set of ordinary sentences left without a single change).
 """
 from __future__ import annotations
 
@@ -125,8 +130,21 @@ def common_word(span: str) -> bool:
     return _freq(span) >= COMMON_FREQ
 
 
+# Near misses collapsed into classes: two syllables that ``syllable_cost`` rates 0 or 0.5 have the
+# same coarse key, so a term list can be looked up by the coarse key of a span instead of scanned
+# (the domain lexicon has thousands of terms).
+_COARSE_INITIAL = {"n": "l", "r": "l", "zh": "z", "ch": "c", "sh": "s", "f": "h"}
+_COARSE_FINAL = {"ing": "in", "eng": "en", "ong": "en", "ang": "an", "v": "i", "u": "i", "iang": "ian",
+                 "uang": "uan", "uo": "o"}
+
+
+def coarse_key(syl: tuple) -> tuple:
+    return tuple((_COARSE_INITIAL.get(i, i), _COARSE_FINAL.get(f, f)) for _, i, f in syl)
+
+
 class TermSet:
-    """The candidate vocabulary of one ASR context, ready to correct text with."""
+    """The candidate vocabulary of one ASR context (or of the domain lexicon), ready to correct
+    text with."""
 
     def __init__(self, terms: list[str], sentences: list[str]):
         vocab: set[str] = set()
@@ -137,18 +155,24 @@ class TermSet:
         for s in sentences:
             if s:
                 vocab |= _terms_of_sentence(s)
-        # longest first; per length, the terms with their syllables
+        # longest first; per length, the terms with their syllables, indexed by coarse key
         self.by_len: dict[int, list[tuple[str, tuple]]] = {}
+        self.index: dict[int, dict[tuple, list[tuple[str, tuple]]]] = {}
         for t in sorted(vocab):
-            self.by_len.setdefault(len(t), []).append((t, syllables(t)))
+            syl = syllables(t)
+            self.by_len.setdefault(len(t), []).append((t, syl))
+            self.index.setdefault(len(t), {}).setdefault(coarse_key(syl), []).append((t, syl))
+        self.exact = {n: {t for t, _ in terms} for n, terms in self.by_len.items()}
         self.size = len(vocab)
 
-    def correct(self, text: str) -> str:
-        """Replace sound-alike spans of ``text`` with terms (longest first, no overlaps)."""
+    def correct(self, text: str, taken: list[bool] | None = None) -> str:
+        """Replace sound-alike spans of ``text`` with terms (longest first, no overlaps).
+        ``taken`` (one flag a character, updated) marks characters no term may rewrite: those of
+        an earlier pass."""
         if not text or not self.by_len:
             return text
         out = list(text)
-        taken = [False] * len(text)
+        taken = taken if taken is not None else [False] * len(text)
         for m in _CJK_RUN.finditer(text):
             run, base = m.group(), m.start()
             syl = syllables(run)
@@ -157,8 +181,8 @@ class TermSet:
             for n in sorted(self.by_len, reverse=True):
                 if n > len(run):
                     continue
-                terms = self.by_len[n]
-                exact = {term for term, _ in terms}
+                exact = self.exact[n]
+                index = self.index[n]
                 for i in range(len(run) - n + 1):
                     if run[i:i + n] in exact:   # already right: no other term may rewrite part of it
                         taken[base + i: base + i + n] = [True] * n
@@ -168,7 +192,7 @@ class TermSet:
                     if any(taken[base + i: base + i + n]) or not (cut_ok[i] and cut_ok[i + n]) \
                             or common_word(span):
                         continue
-                    for term, tsyl in terms:
+                    for term, tsyl in index.get(coarse_key(syl[i:i + n]), ()):
                         cost = _match_cost(span, syl[i:i + n], term, tsyl)
                         if cost is not None and _plausible_slip(span, i, term, words):
                             found.append((cost, i, term))
@@ -245,18 +269,28 @@ def term_set(terms: tuple[str, ...], sentences: tuple[str, ...]) -> TermSet:
     return TermSet(list(terms), list(sentences))
 
 
-def fix_terms(text: str, context) -> str:
+def fix_terms(text: str, context, lexicon: bool = False) -> str:
     """``correct`` with an AsrContext's vocabulary: the resume terms, the question and its
-    reference points (hints)."""
+    reference points (hints); then, with ``lexicon``, with the domain lexicon of the context's
+    position type (plugins/_lexicon.py), which may not touch what the first pass replaced or
+    found right."""
     if not text or context is None:
         return text
+    taken = [False] * len(text)
     sentences = tuple(s for s in (context.question, *context.hints) if s)
-    if not sentences and not context.terms:
-        return text
-    return term_set(tuple(context.terms), sentences).correct(text)
+    if sentences or context.terms:
+        text = term_set(tuple(context.terms), sentences).correct(text, taken)
+    if lexicon:
+        from plugins._lexicon import term_set as lexicon_set
+        text = lexicon_set(getattr(context, "domain", "") or "").correct(text, taken)
+    return text
 
 
-def warm_up() -> None:
+def warm_up(lexicon: bool = False) -> None:
     """Load jieba's dictionary and pypinyin's tables now (about 1-2 s) rather than in the first
-    utterance."""
+    utterance; with ``lexicon`` also the domain lexicon of every position type (a few seconds)."""
     term_set(("布隆过滤器",), ("缓存空值",)).correct("不浓过力气")
+    if lexicon:
+        from plugins._lexicon import POSITION_TYPES, term_set as lexicon_set
+        for t in ("", *POSITION_TYPES):
+            lexicon_set(t)

@@ -61,6 +61,8 @@ DEFAULTS = {
     "use_hints": False,            # + the question's reference points in the prompt (an answer to
                                    # another question then picks up their words; see README)
     "term_fix": True,              # sound-alike spans -> context terms (plugins/_term_fix.py)
+    "lexicon": True,               # ... then -> domain lexicon terms (plugins/_lexicon.py)
+    "lexicon_prompt_terms": 0,     # lexicon terms related to the question put in the prompt
     "piecewise": True,             # partials: cut at pauses, decode and cache each phrase once
     "whole_max_s": 6.0,            # longer utterances: the final decodes only what follows the
                                    # last pause it was prepared at (0 = always the whole utterance)
@@ -157,7 +159,7 @@ class WhisperAsr:
         self._prompt_cache: dict[str, list[int]] = {}
         self.calls = 0
         if s["use_context"] and s["term_fix"]:
-            warm_up()
+            warm_up(lexicon=bool(s["lexicon"]))
 
     @classmethod
     def from_context(cls, ctx: PluginContext) -> "WhisperAsr":
@@ -211,7 +213,13 @@ class WhisperAsr:
         context = context or AsrContext()
         prompt_parts = [context.question] if s["use_context"] else []
         hints = context.hints if s["use_context"] and s["use_hints"] else []
-        prompt = build_prompt(context.question, context.terms, DEFAULT_PROMPT, hints=hints) \
+        terms = list(context.terms)
+        if s["use_context"] and int(s["lexicon_prompt_terms"]) > 0:
+            # a few lexicon terms related to the question, first (so the first to go when long)
+            from plugins._lexicon import prompt_terms
+            terms = prompt_terms(context.domain, context.question + "".join(context.hints),
+                                 int(s["lexicon_prompt_terms"])) + terms
+        prompt = build_prompt(context.question, terms, DEFAULT_PROMPT, hints=hints) \
             if s["use_context"] else DEFAULT_PROMPT
         tok = self.tokenizer
         prompt_toks = [tok.sot_prev] + self._prompt_tokens(prompt)
@@ -241,7 +249,8 @@ class WhisperAsr:
         """The sound-alike correction towards the interview's own context (not the prompt-only
         context a piece is decoded with, whose question carries the text recognised before it)."""
         s = self.settings
-        return fix_terms(text, context) if s["use_context"] and s["term_fix"] else text
+        return fix_terms(text, context, lexicon=bool(s["lexicon"])) \
+            if s["use_context"] and s["term_fix"] else text
 
     @staticmethod
     def clean(text: str, prompt_parts: list[str], prompt: str = "") -> str:
@@ -339,7 +348,8 @@ class WhisperStream:
 
     @staticmethod
     def _ctx_key(context: AsrContext | None) -> tuple:
-        return (context.question, tuple(context.terms), tuple(context.hints)) if context else ("", (), ())
+        return (context.question, tuple(context.terms), tuple(context.hints), context.domain) \
+            if context else ("", (), (), "")
 
     def _whole(self, pcm: np.ndarray, context: AsrContext) -> str:
         return self.engine.transcribe(pcm, context, final=True)
@@ -371,7 +381,7 @@ class WhisperStream:
         before = "".join(previous)[-60:]
         q = (context.question or "").strip()
         return AsrContext(question=(q + " " if q else "") + before, terms=list(context.terms),
-                          hints=list(context.hints))
+                          hints=list(context.hints), domain=context.domain)
 
     @staticmethod
     def join(texts: list[str]) -> str:

@@ -48,3 +48,38 @@ def silence(seconds: float, level_dbfs: float | None = None, seed: int = 0) -> n
 def frames(pcm: np.ndarray, size: int = 640):
     for i in range(0, len(pcm), size):
         yield pcm[i:i + size]
+
+
+# --- the development set and its fixed split ---------------------------------------------------
+DEV_AUDIO = SHARED / "audio" / "zh-dev"
+
+
+def references_in(audio_dir: Path) -> dict[str, str]:
+    out = {}
+    for line in (Path(audio_dir) / "transcripts.tsv").read_text(encoding="utf-8").splitlines():
+        if "\t" in line:
+            k, v = line.split("\t", 1)
+            out[k.strip()] = v.strip()
+    return out
+
+
+def load_from(audio_dir: Path, name: str) -> np.ndarray:
+    with wave.open(str(Path(audio_dir) / f"{name}.wav")) as w:
+        assert w.getframerate() == 16000 and w.getnchannels() == 1 and w.getsampwidth() == 2
+        return np.frombuffer(w.readframes(w.getnframes()), np.int16)
+
+
+def dev_split(names) -> tuple[list[str], list[str]]:
+    """(tuning, held-out) names of the development set, fixed: within each group (the name without
+    its number: d_be, d_fe, ...) the ceil(n/3) names with the smallest sha256 of the name are
+    held out. Tune only on the first part; report on the second."""
+    import hashlib
+    import math
+    groups: dict[str, list[str]] = {}
+    for n in names:
+        groups.setdefault(n.rsplit("_", 1)[0], []).append(n)
+    held = set()
+    for members in groups.values():
+        members = sorted(members, key=lambda n: hashlib.sha256(n.encode()).hexdigest())
+        held |= set(members[: math.ceil(len(members) / 3)])
+    return [n for n in names if n not in held], [n for n in names if n in held]

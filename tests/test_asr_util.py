@@ -56,7 +56,9 @@ def test_prompt_from_context():
 def test_cer_and_normalisation():
     assert numbers_to_chinese("降低到了50毫秒") == "降低到了五十毫秒"
     assert numbers_to_chinese("3.5秒，105个") == "三点五秒，一百零五个"
-    assert normalize_for_cer("平均響應時間：50毫秒！") == "平均响应时间五十毫秒"
+    assert normalize_for_cer("平均響應時間：50毫秒！") == "平均响应时间50毫秒"
+    assert normalize_for_cer("平均响应时间五十毫秒。") == normalize_for_cer("平均响应时间50毫秒")
+    assert normalize_for_cer("提高了百分之六") == normalize_for_cer("提高了6%") == "提高了6"
     assert cer("面试官您好", "面试官您好。") == 0.0
     assert abs(cer("面试观您好", "面试官您好") - 0.2) < 1e-9
     assert cer("", "是的") == 1.0
