@@ -167,6 +167,15 @@ def start_server(prefix: str = "mianshi-bench-") -> tuple[subprocess.Popen, str,
     return proc, f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/ws/webrtc/"
 
 
+def stop_server(proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    """Stop what ``start_server`` started: SIGTERM (a clean shutdown), SIGKILL after ``timeout``."""
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 async def server_load(sessions: int, seconds: float) -> dict:
     proc, base, ws_base = start_server()
     try:
@@ -187,11 +196,7 @@ async def server_load(sessions: int, seconds: float) -> dict:
             busy = (await http.get(base + "/-/stats")).json()
         await asyncio.gather(*tasks)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(proc)
     return {"sessions": sessions, "seconds": seconds, "loop": busy["loop"], "open_sessions": busy["sessions"],
             "rss_idle_mb": idle["rss_bytes"] / 2**20, "rss_busy_mb": busy["rss_bytes"] / 2**20,
             "per_session_mb": (busy["rss_bytes"] - idle["rss_bytes"]) / 2**20 / sessions,

@@ -16,7 +16,6 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -27,7 +26,7 @@ import websockets
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
-from bench_session import INTERVIEW, RESUME, start_server, wait_up  # noqa: E402
+from bench_session import INTERVIEW, RESUME, start_server, stop_server, wait_up  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -151,11 +150,7 @@ async def main() -> None:
         async with httpx.AsyncClient() as http:
             stats = (await http.get(base + "/-/stats")).json()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(proc)
     tts = stats.get("tts") or {}
     audio = tts.get("audio_seconds", 0.0) - tts0.get("audio_seconds", 0.0)
     print(f"interviews: {args.sessions * args.rounds} ({args.sessions} at once), answer {args.answer_seconds:.0f} s each")
