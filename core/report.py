@@ -224,7 +224,8 @@ class ReportService:
             log.info("report for %s is being written by %s; checking again in %.0f s",
                      interview_id, claim.get("owner"), wait)
             await asyncio.sleep(wait)       # wall time: claims expire by the database's clock
-            record = await self._load(interview_id)
+            # the status only: not _load(), which reads the transcript and builds the sections
+            record = await self.store.load_interview_by_id(interview_id)
             if record is None or record.get("report_status") == "failed" or (
                     record.get("report_status") == "ready" and not record.get("report_degraded")):
                 return False
