@@ -1,7 +1,7 @@
 """The WebSocket of the guide: ``/ws/webrtc/?token=<token>``.
 
 This module only moves text frames: parsing and validation are ``core.events.parse_client_message``,
-the interview is ``core.engine.Session``. Bad input of any kind gets an ``error`` naming the problem
+the interview is ``core.session.Session``. Bad input of any kind gets an ``error`` naming the problem
 and the connection goes on; a bad token gets an ``error`` and close code 4401; a user over
 ``[limits] ws_connections_per_user`` gets an ``error`` and 4429; a connection whose interview is
 taken over by a newer one (on any instance) gets an ``error`` and 4409.

@@ -14,7 +14,6 @@ message dict) and the store (``core.interfaces.InterviewStore``).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -24,15 +23,14 @@ from typing import Any, Awaitable, Callable
 from core import events as ev
 from core.clock import Clock, SystemClock
 from core.config import data_dir
-from core.interfaces import AsrContext, InterviewStore, LeaseLost, PluginContext
-from core.phase import INPUTS, Phase, transition_text
+from core.interfaces import InterviewStore, PluginContext
+from core.phase import INPUTS, Phase
 from core.plugins import PluginError, builtin_modules_for, check_plugin_tables, collect, describe, make_plugin_manager
+from core.session import Send, Session
 from core.settings import SettingsError
-from core.timeutil import utcnow
 
 log = logging.getLogger("mianshi.engine")
 
-Send = Callable[[dict], Awaitable[None]]
 
 
 class SessionError(Exception):
@@ -48,9 +46,6 @@ class EngineStartError(RuntimeError):
     pass
 
 
-END_TEXT = "面试结束，感谢您的参与！评估报告正在生成，稍后可在报告页查看。"
-TAKEN_OVER_TEXT = "该面试已在新的连接中继续，本连接将关闭"
-CLOSE_TAKEN_OVER = 4409          # WebSocket close code of a connection whose interview moved on
 OPTIONAL_KINDS = ("question_source", "scorer")
 
 
@@ -251,7 +246,7 @@ class Engine:
                 "asr": dict(self.asr_scheduler.stats) if self.asr_scheduler is not None else None,
                 "tts": dict(self.tts.stats) if self.tts is not None else None}
 
-    def _track_closing(self, coro, name: str) -> asyncio.Task:
+    def track_closing(self, coro, name: str) -> asyncio.Task:
         """Run a session's cleanup as a task of its own: whoever awaits it may be cancelled (a
         WebSocket handler is, when its socket drops), the cleanup is not."""
         task = asyncio.get_running_loop().create_task(coro, name=name)
@@ -318,10 +313,7 @@ class Engine:
         if interview.get("status") == "finished":       # finished on another instance meanwhile
             raise SessionError("该面试已结束，请查看面试报告", "interview_id")
         session = Session(self, user_id, interview, resume, send, stream_id=stream_id,
-                          epoch=int(interview["lease_epoch"]), hangup=hangup)
-        if request.tts:
-            from core.tts import SessionVoice
-            session.voice = SessionVoice(session, self.tts, self.config.get("tts", {}))
+                          epoch=int(interview["lease_epoch"]), hangup=hangup, tts=request.tts)
         self.sessions[request.interview_id] = session
         if self._lease_task is None or self._lease_task.done():
             self._lease_task = asyncio.get_running_loop().create_task(self._lease_monitor(), name="lease-monitor")
@@ -335,7 +327,7 @@ class Engine:
         renewed = self.clock.now()
         while self.sessions:
             await self.clock.sleep(self.lease_check)
-            held = {iid: s.epoch for iid, s in self.sessions.items() if s.epoch is not None and s._closing is None}
+            held = {iid: s.epoch for iid, s in self.sessions.items() if s.epoch is not None and not s.closing}
             if not held:
                 continue
             try:
@@ -352,7 +344,7 @@ class Engine:
                 if session is not None and session.epoch == held[iid]:
                     session.begin_close("lost")
 
-    def _forget(self, session: "Session") -> None:
+    def forget_session(self, session: "Session") -> None:
         if self.sessions.get(session.interview_id) is session:
             del self.sessions[session.interview_id]
         self._trim_memory(idle=not self.sessions)
@@ -366,455 +358,3 @@ class Engine:
         self._trimmed_at = now
         from core.loopmon import release_free_memory
         asyncio.get_running_loop().run_in_executor(self.executor, release_free_memory)
-
-
-class _PhaseCtx:
-    """The ``core.phase.PhaseContext`` a session gives to each of its phases."""
-
-    def __init__(self, session: "Session", name: str, settings: dict, state: dict, phase) -> None:
-        self._session = session
-        self.name = name
-        self.input = phase.input          # sent with the phase's interview messages (and its title)
-        self.title = phase.title
-        self.settings = settings
-        self.state = state
-        engine = session.engine
-        self.interview_id = session.interview_id
-        self.interview = session.interview
-        self.resume = session.resume
-        self.clock = engine.clock
-        self.timing = engine.timing
-        self.question_sources = engine.question_sources
-        self.code_runner = engine.code_runner
-        self.code_runner_problem = engine.code_runner_problem
-
-    async def send(self, message: dict) -> None:
-        await self._session.send(message)
-
-    async def say(self, text: str, **extra: Any) -> None:
-        await self._session.say(self.name, text, input=self.input, phase_title=self.title or None, **extra)
-
-    async def save(self) -> None:
-        await self._session.store_update(set_fields={f"phase_state.{self.name}": self.state})
-
-    async def store(self, *, set_fields: dict | None = None, push: dict | None = None) -> None:
-        await self._session.store_update(set_fields=set_fields, push=push)
-
-    def set_asr_context(self, context: AsrContext) -> None:
-        self._session.asr_context = context
-        if self._session.speech is not None:
-            self._session.speech.set_context(context)
-
-    def prepare_speech(self, text: str) -> None:
-        if self._session.voice is not None:
-            self._session.voice.prefetch(text)
-
-    def background(self, coro, name: str, finish_on_close: bool = False) -> asyncio.Task:
-        task = self._session.spawn(coro, name)
-        if finish_on_close:
-            self._session.must_finish.add(task)
-            task.add_done_callback(self._session.must_finish.discard)
-        return task
-
-    async def finish(self) -> None:
-        self._session.request_advance()
-
-
-class Session:
-    def __init__(self, engine: Engine, user_id: str, interview: dict, resume: dict, send: Send, *,
-                 stream_id: str | None = None, epoch: int | None = None, hangup=None) -> None:
-        self.engine = engine
-        self.user_id = user_id
-        self.interview = interview
-        self.resume = resume
-        self.interview_id = str(interview.get("id") or interview.get("_id"))
-        self.resume_id = int(resume.get("resume_id") or resume.get("id") or 0)
-        self.stream_id = stream_id or uuid.uuid4().hex
-        self.epoch = epoch                     # lease epoch: fences every write of this session
-        self._hangup = hangup
-        self._closing: asyncio.Task | None = None
-        self._send = send
-        self.events: asyncio.Queue = asyncio.Queue()
-        self.tasks: set[asyncio.Task] = set()
-        self.must_finish: set[asyncio.Task] = set()
-        self._writes: set[asyncio.Task] = set()          # store writes in flight
-        self.phases: list = []
-        self.contexts: list[_PhaseCtx] = []
-        self.index = 0
-        self.finished = False
-        self.closed = False
-        self._advance = False
-        self._tick_pending = False
-        self.asr_context = AsrContext()
-        self.speech = None
-        self.cheat = None
-        self.voice = None                      # core.tts.SessionVoice when create_stream asked for tts
-        self._cheat_indexes: dict[int, int] = {}
-        self._cheat_count = len(interview.get("cheat_events") or [])
-
-    # -- plumbing -----------------------------------------------------------------------------------
-    def spawn(self, coro, name: str) -> asyncio.Task:
-        task = asyncio.get_running_loop().create_task(coro, name=f"{self.interview_id}:{name}")
-        self.tasks.add(task)
-
-        def done(t: asyncio.Task) -> None:
-            self.tasks.discard(t)
-            if not t.cancelled() and t.exception() is not None:
-                log.error("session task %s failed", t.get_name(), exc_info=t.exception())
-
-        task.add_done_callback(done)
-        return task
-
-    async def send(self, message: dict) -> None:
-        if self.closed:
-            return
-        try:
-            await self._send(message)       # the web layer's send serialises writes (api/ws.py)
-        except Exception as exc:  # the connection is gone; state is in the store
-            log.info("send failed for %s: %s", self.interview_id, exc)
-
-    async def send_message(self, message: dict) -> None:
-        """An ``interview_message``: as it is, or (sessions with ``tts``) with its ``message_id``,
-        followed by its voice."""
-        if self.voice is None:
-            await self.send(message)
-            return
-        tagged = self.voice.tag(message)
-        await self.send(tagged)
-        self.voice.speak(tagged["message_id"], message["text"])
-
-    async def store_update(self, *, set_fields: dict | None = None, push: dict | None = None) -> None:
-        fields = dict(set_fields or {})
-        fields["updated_at"] = utcnow()
-        await self._fenced(self.engine.store.update_interview(self.interview_id, set_fields=fields, push=push,
-                                                              epoch=self.epoch))
-
-    async def _fenced(self, write) -> None:
-        """Await a write fenced by the lease; a refused one ends this session (it was taken over).
-        The write runs as a task of its own: a caller cancelled while waiting (a closing session's
-        flush that ran out of time) does not cancel it, and closing waits for it (``_writes``)."""
-        task = asyncio.ensure_future(write)
-        self._writes.add(task)
-        task.add_done_callback(_write_done(self._writes))
-        try:
-            await asyncio.shield(task)
-        except LeaseLost:
-            self.begin_close("lost")
-            raise
-
-    @property
-    def phase(self):
-        return self.phases[self.index] if not self.finished and self.index < len(self.phases) else None
-
-    @property
-    def ctx(self) -> _PhaseCtx | None:
-        return self.contexts[self.index] if not self.finished and self.index < len(self.contexts) else None
-
-    def request_advance(self) -> None:
-        self._advance = True
-
-    # -- lifecycle ----------------------------------------------------------------------------------
-    async def start(self) -> None:
-        engine = self.engine
-        stored_states = self.interview.get("phase_state") or {}
-        for name, factory in engine.phase_factories:
-            phase = factory.create()
-            self.phases.append(phase)
-            settings = engine.plugin_context(name).settings
-            self.contexts.append(_PhaseCtx(self, name, settings, dict(stored_states.get(name) or {}), phase))
-        if engine.asr is not None:
-            from core.speech import SpeechPipeline
-            # [limits] audio_queue_frames bounds the per-session audio queue ([speech] queue_frames wins)
-            speech = {"queue_frames": engine.limits.get("audio_queue_frames", 500), **engine.config.get("speech", {})}
-            self.speech = SpeechPipeline(engine.vad, engine.asr, engine.asr_scheduler, engine.clock,
-                                         self.on_speech_event, speech)
-        if engine.detectors:
-            from core.cheat import CheatMonitor
-            self.cheat = CheatMonitor(engine.detectors, engine.vision_pool, engine.clock,
-                                      on_episode=self.on_cheat_episode,
-                                      on_frame_error=self.on_frame_error,
-                                      settings={"video_queue_frames": engine.limits.get("video_queue_frames", 2),
-                                                **engine.config.get("cheat", {})},
-                                      on_episode_end=self.on_cheat_episode_end, kinds=engine.cheat_kinds)
-        stored_phase = self.interview.get("phase")
-        names = [name for name, _ in engine.phase_factories]
-        fresh = stored_phase not in names
-        if fresh:
-            self.index = 0
-            await self.store_update(set_fields={"status": "in_progress", "resume_id": self.resume_id,
-                                                "started_at": utcnow(), "phase": names[0]})
-            self.interview["status"] = "in_progress"
-        else:
-            self.index = names.index(stored_phase)
-        for phase, ctx in zip(self.phases, self.contexts):
-            if phase is not self.phases[self.index]:
-                await phase.prepare(ctx)
-        if self.voice is not None:             # the fixed transition texts, ready before they are said
-            for i in range(1, len(self.phases)):
-                self.voice.prefetch(transition_text(self.phases[i - 1], self.phases[i]))
-        self.spawn(self._loop(), "events")
-        self.spawn(self._ticker(), "ticker")
-        if fresh:
-            await self._enter(self.index)
-        else:
-            current = self.interview.get("current_message")
-            if current:
-                await self.send_message(current)
-            await self.phases[self.index].on_resume(self.contexts[self.index])
-        await self._run_transitions()
-
-    async def _enter(self, index: int) -> None:
-        self.index = index
-        name = self.contexts[index].name
-        await self.store_update(set_fields={"phase": name},
-                                push={"phase_history": {"phase": name, "at": utcnow()}})
-        self.interview["phase"] = name
-        self.engine.emit(self.interview_id, "phase", {"phase": name, "at": utcnow()})
-        text = transition_text(self.phases[index - 1] if index > 0 else None, self.phases[index])
-        if text:
-            await self.contexts[index].say(text)
-        await self.phases[index].on_enter(self.contexts[index])
-
-    async def _run_transitions(self) -> None:
-        while self._advance and not self.finished:
-            self._advance = False
-            phase, ctx = self.phases[self.index], self.contexts[self.index]
-            await phase.on_exit(ctx)
-            await ctx.save()
-            if self.index + 1 < len(self.phases):
-                await self._enter(self.index + 1)
-            else:
-                await self._finish_interview()
-
-    async def _finish_interview(self) -> None:
-        self.finished = True
-        message = ev.interview_message("end", END_TEXT, input="none")
-        await self.store_update(set_fields={"status": "finished", "phase": "end", "finished_at": utcnow(),
-                                            "current_message": message, "report_status": "pending"},
-                                push={"phase_history": {"phase": "end", "at": utcnow()}})
-        await self.send_message(message)
-        self.engine.emit(self.interview_id, "end", {"at": utcnow()})
-        self.engine.reports.schedule(self.interview_id)
-
-    async def close(self, reason: str = "closed") -> None:
-        """End the session: ``closed`` (the connection ended) and ``shutdown`` finish what was heard
-        and store it; ``takeover`` (a new connection on this instance) does too, then tells this
-        client and hangs up; ``lost`` (the lease went to another connection, maybe on another
-        instance) writes nothing more. Idempotent, and not cancellable half way: the work runs in
-        a task of its own that the caller only waits for."""
-        await asyncio.shield(self.begin_close(reason))
-
-    def begin_close(self, reason: str) -> asyncio.Task:
-        if self._closing is None:
-            self._closing = self.engine._track_closing(self._close(reason), f"{self.interview_id}:close")
-        return self._closing
-
-    async def _close(self, reason: str) -> None:
-        lost = reason == "lost"
-        try:
-            if reason in ("takeover", "lost"):
-                await _quietly(asyncio.wait_for(self.send(ev.error(TAKEN_OVER_TEXT, code=CLOSE_TAKEN_OVER)), 2.0), "telling the client")
-            if not lost:
-                await self._finish_pending()
-            self.closed = True
-            if self.speech is not None:
-                await _quietly(self.speech.aclose(), "closing the speech pipeline")
-            if self.cheat is not None:
-                await _quietly(self.cheat.aclose(), "closing the cheat monitor")
-            await self._cancel_tasks()
-            if not lost:
-                if self.ctx is not None:
-                    await _quietly(self.ctx.save(), "saving the phase state")
-                if self.epoch is not None:
-                    await _quietly(self.engine.store.release_lease(self.interview_id, self.epoch), "releasing the lease")
-        finally:
-            self.closed = True
-            self.engine._forget(self)
-            if reason in ("takeover", "lost") and self._hangup is not None:
-                # not awaited here: a new connection waiting for this close must not wait for a
-                # dead peer's closing handshake
-                self.engine._track_closing(_quietly(self._hangup(CLOSE_TAKEN_OVER, "taken over"),
-                                                    "closing the connection"), f"{self.interview_id}:hangup")
-
-    async def _finish_pending(self) -> None:
-        """Flush what has been heard and let it reach the phase and the store."""
-        if self.speech is not None:
-            try:
-                await asyncio.wait_for(self._flush_speech(), 30)
-            except Exception:
-                log.exception("flushing speech on close failed")
-        try:
-            await asyncio.wait_for(self._drain_events(), 10)
-        except asyncio.TimeoutError:
-            pass
-        if self.must_finish:
-            await asyncio.wait(list(self.must_finish), timeout=60)
-        if self._writes:
-            # a backed-up database delays a closing session; it does not lose what it heard
-            await asyncio.wait(list(self._writes), timeout=self.engine.close_write_wait)
-
-    async def _cancel_tasks(self) -> None:
-        while self.tasks:
-            tasks = list(self.tasks)
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def _flush_speech(self) -> None:
-        """Finish what has been heard: process queued audio, close an open utterance, wait for
-        its final."""
-        await self.speech.drain()
-        if self.speech.speaking:
-            await self.speech.end_of_stream()
-            await self.speech.drain()
-
-    async def _drain_events(self) -> None:
-        await self.events.join()
-
-    # -- inputs -------------------------------------------------------------------------------------
-    async def handle(self, message) -> None:
-        """A parsed client message after ``create_stream``; ignored once the session is ending
-        (what it heard until then is being flushed)."""
-        if self._closing is not None:
-            return
-        if isinstance(message, ev.AudioFrame):
-            if self.speech is None:
-                await self.send(ev.error("服务器未启用语音识别，请使用文字作答（text_answer）"))
-                return
-            if message.pcm:
-                await self.speech.feed(message.pcm)
-            if message.end:
-                await self.speech.end_of_stream()
-        elif isinstance(message, ev.VideoFrame):
-            if self.cheat is not None:
-                await self.cheat.submit_frame(message.jpeg)
-        elif isinstance(message, ev.ClientEvent):
-            if self.cheat is not None:
-                await self.cheat.client_event(message.event)
-        elif isinstance(message, ev.EndAnswer):
-            # the utterance in progress, and finals still being recognised, belong to this answer
-            if self.speech is not None:
-                self.spawn(self._end_answer_after_flush(), "end-answer")
-            else:
-                self.events.put_nowait(message)
-        elif isinstance(message, ev.TextAnswer):
-            await self.record_utterance(message.text, "text", None, None)
-            self.events.put_nowait(message)
-        elif isinstance(message, ev.CodeSubmit):
-            self.events.put_nowait(message)
-        elif isinstance(message, ev.TtsPlayback):
-            if self.voice is None:
-                await self.send(ev.error("tts_playback 需要在 create_stream 中设置 \"tts\": true", field="type"))
-            else:
-                await self.voice.on_playback(message)
-
-    async def _end_answer_after_flush(self) -> None:
-        await self._flush_speech()
-        self.events.put_nowait(ev.EndAnswer())
-
-    async def on_speech_event(self, event) -> None:
-        if self.voice is not None:      # speech heard while the interviewer speaks: held, dropped or a barge-in
-            await self.voice.hear(event, self._speech_event)
-        else:
-            await self._speech_event(event)
-
-    async def _speech_event(self, event) -> None:
-        if isinstance(event, ev.Transcript):
-            if event.text:
-                await self.send(ev.asr_result(event.text, event.is_final))
-            if event.is_final and event.text:
-                await self.record_utterance(event.text, "speech", event.audio_start, event.audio_end)
-        self.events.put_nowait(event)
-
-    async def record_utterance(self, text: str, source: str, t_start: float | None, t_end: float | None) -> None:
-        ctx, phase = self.ctx, self.phase
-        # which of its prompts the candidate is answering: the phase says (its ``attribution``)
-        where = dict(phase.attribution(ctx)) if phase is not None else {}
-        entry = {**where, "phase": ctx.name if ctx is not None else "end", "text": text, "source": source,
-                 "t_start": t_start, "t_end": t_end, "at": utcnow()}
-        await self._fenced(self.engine.store.append_transcript(self.interview_id, [entry], epoch=self.epoch))
-        self.engine.emit(self.interview_id, "utterance", entry)
-
-    async def on_cheat_episode(self, record: dict) -> None:
-        await self.send(ev.cheat_detected(record["kind"], record["text"]))
-        self._cheat_indexes[id(record)] = self._cheat_count
-        self._cheat_count += 1
-        await self.store_update(push={"cheat_events": dict(record, phase=self.ctx.name if self.ctx else "end")})
-        self.engine.emit(self.interview_id, "cheat", record)
-
-    async def on_cheat_episode_end(self, record: dict) -> None:
-        position = self._cheat_indexes.pop(id(record), None)
-        if position is None:
-            return
-        await self.store_update(set_fields={f"cheat_events.{position}.ended_at": record.get("ended_at"),
-                                            f"cheat_events.{position}.frames": record.get("frames")})
-
-    async def on_frame_error(self, text: str) -> None:
-        await self.send(ev.error(text))
-
-    # -- the phase loop -------------------------------------------------------------------------------
-    async def say(self, phase_name: str, text: str, **extra: Any) -> None:
-        question = extra.pop("question", None)
-        message = ev.interview_message(phase_name, text, **extra)
-        set_fields = {"current_message": message}
-        push = None
-        if question is not None:
-            record = dataclasses.asdict(question)
-            record.update(index=extra.get("question_index"), phase=phase_name, asked_at=utcnow())
-            push = {"questions": record}
-        await self.store_update(set_fields=set_fields, push=push)
-        self.interview["current_message"] = message
-        await self.send_message(message)
-        if question is not None:
-            self.engine.emit(self.interview_id, "question", push["questions"])
-
-    async def _loop(self) -> None:
-        while True:
-            event = await self.events.get()
-            try:
-                if isinstance(event, ev.Tick):
-                    self._tick_pending = False
-                phase, ctx = self.phase, self.ctx
-                if phase is None:
-                    if isinstance(event, (ev.EndAnswer, ev.TextAnswer, ev.CodeSubmit)):
-                        await self.send(ev.error("面试已结束"))
-                    continue
-                await phase.on_event(ctx, event)
-                await self._run_transitions()
-            except asyncio.CancelledError:
-                raise
-            except LeaseLost:       # taken over: the session is closing and says so itself
-                pass
-            except Exception:
-                log.exception("phase %s failed on %r", self.ctx.name if self.ctx else "?", type(event).__name__)
-                await self.send(ev.error("服务器处理该消息时出错，面试将继续"))
-            finally:
-                self.events.task_done()
-
-    async def _ticker(self) -> None:
-        tick = float(self.engine.timing.get("tick_seconds", 0.25))
-        clock = self.engine.clock
-        while True:
-            await clock.sleep(tick)
-            if not self._tick_pending:
-                self._tick_pending = True
-                self.events.put_nowait(ev.Tick(clock.now()))
-
-
-def _write_done(writes: set):
-    def done(task: asyncio.Task) -> None:
-        writes.discard(task)
-        if not task.cancelled() and task.exception() is not None \
-                and not isinstance(task.exception(), LeaseLost):
-            log.warning("a session write failed: %s", task.exception())
-    return done
-
-
-async def _quietly(awaitable, what: str) -> None:
-    """Cleanup steps: one failing (a refused write, a closed socket) must not stop the others."""
-    try:
-        await awaitable
-    except LeaseLost:
-        pass
-    except Exception as exc:
-        log.info("%s failed: %s", what, exc)

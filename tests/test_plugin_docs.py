@@ -56,7 +56,7 @@ def test_phase_methods_are_documented_with_their_signatures():
 def test_the_interview_event_kinds_are_exactly_those_emitted():
     doc = inspect.getdoc(hookspecs.interview_event)
     documented = set(re.findall(r"``(\w+)``", doc.split("``kind`` is one of", 1)[1].split(";", 1)[0]))
-    source = (ROOT / "core" / "engine.py").read_text(encoding="utf-8")
+    source = "".join((ROOT / "core" / name).read_text(encoding="utf-8") for name in ("engine.py", "session.py"))
     emitted = set(re.findall(r'\.emit\(self\.interview_id, "(\w+)"', source))
     assert documented == emitted
 
