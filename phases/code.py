@@ -24,7 +24,7 @@ import hashlib
 import json
 import logging
 import re
-import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from core.hookspecs import hookimpl
 from core.interfaces import PluginContext, RunLimits, RunOutcome
 from core.phase import Phase, PhaseFactory
 from core.settings import Setting
-from core.timeutil import utcnow
+from core.timeutil import as_datetime, utcnow
 
 log = logging.getLogger("mianshi.code")
 
@@ -48,6 +48,7 @@ LANGUAGE_LABELS = {"python": "Python 3", "javascript": "JavaScript (Node.js)"}
 TEXT_BUSY = "上一次提交仍在运行，请等待结果后再提交"
 TEXT_TIME_UP = "代码题时间已到，不再接受提交"
 MAX_SHOWN_CHARS = 2000
+CLOCK_ID = uuid.uuid4().hex        # whose clock a stored deadline is in: this process's
 
 
 class ProblemBankError(ValueError):
@@ -245,8 +246,7 @@ class CodePhase(Phase):
         self.problem = problem
         pub = public_problem(problem, self._languages(ctx), self._time_allowed())
         deadline = ctx.clock.now() + self._time_allowed()
-        ctx.state.update({"problem_id": problem["id"], "deadline": deadline,
-                          "deadline_epoch": time.time() + self._time_allowed(),
+        ctx.state.update({"problem_id": problem["id"], "deadline": deadline, "clock": CLOCK_ID,
                           "submissions": int(ctx.state.get("submissions", 0))})
         await ctx.store(set_fields={"code.problem": pub, "code.started_at": utcnow()})
         await ctx.save()
@@ -262,7 +262,20 @@ class CodePhase(Phase):
             ctx.state.pop("problem_id", None)
             await self.on_enter(ctx)
             return
+        self._carry_deadline(ctx)
         await self._check_deadline(ctx)
+
+    def _carry_deadline(self, ctx) -> None:
+        """The deadline is in the clock's (monotonic) seconds, which mean nothing in another process
+        (a restart, another instance): there it is set again from the stored start of the phase, so
+        the time allowed runs on wall time across processes."""
+        if ctx.state.get("clock") == CLOCK_ID:
+            return
+        started = as_datetime((ctx.interview.get("code") or {}).get("started_at"))
+        if started is None:
+            return
+        left = self._time_allowed() - (utcnow() - started).total_seconds()
+        ctx.state.update({"deadline": ctx.clock.now() + left, "clock": CLOCK_ID})
 
     async def on_exit(self, ctx) -> None:
         final = ctx.state.get("final")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from core import events
 from core.clock import ManualClock
 from core.events import CodeSubmit, EndAnswer, Tick
 from core.interfaces import PluginContext
+from core.timeutil import utcnow
 from phases.code import TEXT_BUSY, TEXT_TIME_UP, CodePhaseFactory
 from plugins.sandbox_bwrap import BubblewrapRunner
 
@@ -263,6 +265,30 @@ async def test_resume_keeps_problem_and_deadline(runner):
     ctx3 = RecordingCtx(runner, clock, state=json.loads(json.dumps(ctx2.state)), interview_id="iv-resume")
     await clock.advance(600)
     await phase3.on_resume(ctx3)
+    assert ctx3.finished == 1 and ctx3.sent == []
+
+
+async def test_a_deadline_set_in_another_process_runs_on_wall_time(runner):
+    """A restart or another instance resumes the phase: the stored deadline is in the other
+    process's monotonic seconds, so it is set again from the stored start of the phase."""
+    clock = ManualClock(start=5.0)           # this process's monotonic clock: nothing like the other's
+    phase, ctx = make_phase(), RecordingCtx(runner, ManualClock(start=90000.0), interview_id="iv-moved")
+    await phase.on_enter(ctx)
+    state = json.loads(json.dumps(ctx.state))
+    state["clock"] = "another-process"
+    ctx2 = RecordingCtx(runner, clock, state=dict(state), interview_id="iv-moved")
+    ctx2.interview["code"] = {"started_at": utcnow() - timedelta(seconds=100)}
+    await make_phase().on_resume(ctx2)
+    assert ctx2.finished == 0
+    assert abs(ctx2.state["deadline"] - (clock.now() + 500)) < 5     # 600 s allowed, 100 s gone
+    await clock.advance(510)
+    phase2 = make_phase()
+    await phase2.on_resume(ctx2)             # the same process again: its deadline stands
+    assert ctx2.finished == 1
+    # started longer ago than the time allowed: the phase ends at once
+    ctx3 = RecordingCtx(runner, ManualClock(start=1.0), state=dict(state), interview_id="iv-moved")
+    ctx3.interview["code"] = {"started_at": utcnow() - timedelta(seconds=700)}
+    await make_phase().on_resume(ctx3)
     assert ctx3.finished == 1 and ctx3.sent == []
 
 
