@@ -7,7 +7,7 @@ from sanic_ext import openapi
 from api.auth import authenticated
 from api.errors import ApiError, bad_request, json_body, json_response
 from api.validation import parse_time, reject_unknown, require_str
-from core.events import POSITION_TYPES
+from core.events import POSITION_TYPE_LABELS, POSITION_TYPES
 from storage.common import iso, utcnow
 from storage.interviews import to_summary
 
@@ -86,6 +86,20 @@ async def list_interviews(request):
     offset = _int_arg(request, "offset", 0, 0, 10 ** 9)
     docs, total = await request.app.ctx.store.interviews.list(request.ctx.user_id, limit=limit, offset=offset)
     return json_response({"success": True, "interviews": [to_summary(d) for d in docs], "total": total})
+
+
+@bp.get("/interviews/options/")
+@openapi.summary("新建面试和面试页所需的选项：职位类型、面试阶段、作弊类型（名称与中文）")
+async def interview_options(request):
+    """What the page shows by name, as data: position types, this server's phases (title and the
+    input they take) and the cheat kinds its detectors declare."""
+    engine = request.app.ctx.engine
+    return json_response({
+        "success": True,
+        "position_types": [{"value": k, "label": v} for k, v in POSITION_TYPE_LABELS.items()],
+        "phases": [*engine.phase_catalog, {"name": "end", "title": "面试结束", "input": "none"}],
+        "cheat_kinds": [{"kind": k.name, "text": k.text, "label": k.label} for k in engine.cheat_kinds.values()],
+    })
 
 
 @bp.get("/interviews/<interview_id>/")

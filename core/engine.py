@@ -66,6 +66,7 @@ class Engine:
         self.active: dict[str, list[str]] = {}
         self.unavailable: dict[str, str] = {}
         self.phase_factories: list[tuple[str, Any]] = []
+        self.phase_catalog: list[dict] = []          # {"name", "title", "input"} of each phase, in order
         self.vad = None
         self.asr = None
         self.question_sources: list = []
@@ -147,6 +148,7 @@ class Engine:
                     raise PluginError(f"phase {name!r}: create() must return a core.phase.Phase instance whose "
                                       f"input is one of {', '.join(INPUTS)} (got {type(probe).__name__})")
                 self.phase_factories.append((name, factory))
+                self.phase_catalog.append({"name": name, "title": probe.title or name, "input": probe.input})
             for vad, asr in zip(selected["vad"], selected["asr"]):       # both or neither
                 self.vad = await self._build("vad", vad)
                 self.asr = await self._build("asr", asr)

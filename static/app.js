@@ -4,12 +4,19 @@
 import { Voice } from './voice.js';
 
 const AUTH_KEY = 'mianshi.auth';
-const POSITION_TYPES = [
-  ['backend', '后端开发'], ['frontend', '前端开发'], ['pm', '产品经理'], ['qa', '测试'], ['algo', '算法'],
-];
-const PHASE_LABELS = { intro: '自我介绍', question: '问答环节', code: '代码题', end: '面试结束' };
-// Servers before interview_message.input: what the built-in phases offered.
-const LEGACY_INPUTS = { intro: 'speech', question: 'speech', code: 'code', end: 'none' };
+// Position types, phase titles and cheat kinds are the server's data (GET /interviews/options/):
+// the page names none of them, so a phase or detector plugin shows up here without an edit.
+const PHASE_LABELS = {};
+let optionsLoading = null;
+function loadOptions() {
+  if (!optionsLoading) {
+    optionsLoading = api('GET', '/interviews/options/').then(({ data }) => {
+      for (const p of data.phases || []) PHASE_LABELS[p.name] = p.title;
+      return data;
+    }).catch((e) => { optionsLoading = null; throw e; });
+  }
+  return optionsLoading;
+}
 const LANGUAGE_LABELS = { python: 'Python', javascript: 'JavaScript', cpp: 'C++', c: 'C', java: 'Java', go: 'Go' };
 const AUDIO_RATE = 16000;
 const FRAME_SAMPLES = 640;             // 1 280 bytes, 40 ms
@@ -375,7 +382,7 @@ async function resumeEditView(root, id) {
 // ------------------------------------------------------------------------------------------------
 // interviews
 async function interviewsView(root) {
-  const { data } = await api('GET', '/interviews/');
+  const [{ data }] = await Promise.all([api('GET', '/interviews/'), loadOptions()]);
   const items = data.interviews || [];
   root.append(h('div', { class: 'card' },
     h('div', { class: 'row', style: 'justify-content: space-between' },
@@ -410,7 +417,8 @@ async function newInterviewView(root, resumeId) {
   const resumeSel = h('select', { id: 'f-resume' }, resumes.map((r) =>
     h('option', { value: r.resume_id }, `${r.resume_name}${r.completed ? '' : '（待完善）'}`)));
   if (resumeId) resumeSel.value = resumeId;
-  const typeSel = h('select', { id: 'f-position_type' }, POSITION_TYPES.map(([v, label]) => h('option', { value: v }, `${label}（${v}）`)));
+  const { position_types: positionTypes = [] } = await loadOptions();
+  const typeSel = h('select', { id: 'f-position_type' }, positionTypes.map(({ value, label }) => h('option', { value }, `${label}（${value}）`)));
   const inp = (id, label, attrs = {}) => h('div', {}, h('label', { for: id }, label), h(attrs.kind || 'input', { id, ...attrs, kind: null }));
   const msg = h('p', { class: 'error', id: 'interview-error' });
   const form = h('form', { id: 'interview-form', onsubmit: async (ev) => {
@@ -906,7 +914,7 @@ class InterviewRoom {
     const sameTurn = this.resumed && phase === prev && msg.text === this.lastSaid;
     this.phase = phase;
     const prevInput = this.input;
-    this.input = msg.input || LEGACY_INPUTS[phase] || 'none';
+    this.input = msg.input || 'none';
     if (msg.phase_title) PHASE_LABELS[phase] = msg.phase_title;
     this.ui.phase.textContent = PHASE_LABELS[phase] || phase || '';
     this.ui.phase.dataset.phase = phase || '';
@@ -1137,6 +1145,7 @@ function reportView(root, interviewId) {
       timer = setTimeout(load, Math.min(5000, 1000 + polls * 250));
       return;
     }
+    await loadOptions().catch(() => null);          // phase titles; the report still shows without them
     renderReport(card, res.data.report || res.data, id);
   }
   load();

@@ -65,6 +65,13 @@ async def test_example_phase_and_detector_run_end_to_end(app_server_factory, api
         plugin = next(p for p in listing["plugins"] if any(r["name"] == name for r in p["registered"]))
         assert plugin["distribution"]["name"] == dist and not plugin["builtin"]     # from its entry point
     client = await api_client(server)
+    # what the page shows by name is the server's data, plugins' phases and kinds included
+    options = (await client.get("/interviews/options/")).json()
+    assert [(p["name"], p["input"]) for p in options["phases"]] == [
+        ("intro", "speech"), ("question", "speech"), ("behavioral", "speech"), ("code", "code"), ("end", "none")]
+    assert {p["name"]: p["title"] for p in options["phases"]}["behavioral"] == "行为面试"
+    assert {k["kind"]: k["label"] for k in options["cheat_kinds"]}["camera_covered"] == "摄像头被遮挡"
+    assert [t["value"] for t in options["position_types"]] == ["backend", "frontend", "pm", "qa", "algo"]
     resume_id, interview_id = await client.create_resume(), await client.create_interview()
     ws = await websockets.connect(f"{server.ws_url}?token={client.token}", max_size=None)
     inbox = Inbox(ws)
