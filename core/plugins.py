@@ -33,7 +33,7 @@ BUILTIN: dict[str, dict[str, tuple[str, ...]]] = {
     "plugins.vad_fsmn": {"vad": ("fsmn",)},
     "plugins.asr_whisper": {"asr": ("whisper",)},
     "plugins.asr_funasr": {"asr": ("funasr",)},
-    "plugins.llm": {"question_source": ("llm",), "scorer": ("llm",)},
+    "plugins.llm": {"question_source": ("llm",), "scorer": ("llm",), "corrector": ("llm",)},
     "plugins.vision_blazeface": {"cheat_detector": ("blazeface",)},
     "plugins.vision_haar": {"cheat_detector": ("haar",)},
     "plugins.vision_facemesh": {"cheat_detector": ("facemesh_pose",)},
@@ -59,6 +59,7 @@ REGISTRATION_HOOKS = {
     "register_cheat_detectors": "cheat_detector",
     "register_code_runners": "code_runner",
     "register_tts": "tts",
+    "register_correctors": "corrector",
 }
 
 

@@ -126,8 +126,14 @@ class SessionWriter:
         await self._fenced(self.store.update_interview(self.interview_id, set_fields=fields, push=push,
                                                        epoch=self.epoch))
 
-    async def append_transcript(self, entry: dict) -> None:
-        await self._fenced(self.store.append_transcript(self.interview_id, [entry], epoch=self.epoch))
+    async def append_transcript(self, entry: dict) -> int:
+        """Store a transcript entry; returns its position."""
+        task = asyncio.ensure_future(self.store.append_transcript(self.interview_id, [entry], epoch=self.epoch))
+        await self._fenced(task)
+        return task.result()
+
+    async def update_transcript_entry(self, position: int, fields: dict) -> None:
+        await self._fenced(self.store.update_transcript_entry(self.interview_id, position, fields, epoch=self.epoch))
 
     async def cheat_started(self, record: dict, phase: str) -> None:
         self._cheat_positions[id(record)] = self._cheat_count
@@ -372,12 +378,19 @@ class SessionInputs:
     a final or typed answer; speech events reach the phases through ``post``."""
 
     def __init__(self, engine: "Engine", *, send: Send, post: Callable[[Any], None], tasks: SessionTasks,
-                 record: Callable[..., Awaitable[None]], on_episode, on_episode_end) -> None:
+                 record: Callable[..., Awaitable[int]], amend: Callable[[int, dict], Awaitable[None]],
+                 on_episode, on_episode_end, send_corrections: bool = False) -> None:
         self.send = send
         self.post = post
         self.tasks = tasks
         self.record = record
+        self.amend = amend
         self.voice = None
+        # with correctors, speech events reach the phase through one ordered queue: a final waits for
+        # its correction (stored raw first), and what was heard after it waits behind it
+        self.corrections = engine.corrections
+        self.send_corrections = send_corrections
+        self._ordered: asyncio.Queue | None = None
         self.asr_context = AsrContext()
         self.speech = None
         self.cheat = None
@@ -443,12 +456,47 @@ class SessionInputs:
             await self._speech_event(event)
 
     async def _speech_event(self, event) -> None:
-        if isinstance(event, ev.Transcript):
-            if event.text:
-                await self.send(ev.asr_result(event.text, event.is_final))
-            if event.is_final and event.text:
-                await self.record(event.text, "speech", event.audio_start, event.audio_end)
+        if isinstance(event, ev.Transcript) and event.text:
+            await self.send(ev.asr_result(event.text, event.is_final))
+        if self.corrections is not None:
+            if self._ordered is None:
+                self._ordered = asyncio.Queue()
+                self.tasks.spawn(self._correct_in_order(), "corrections")
+            self._ordered.put_nowait(event)
+            return
+        if isinstance(event, ev.Transcript) and event.is_final and event.text:
+            await self.record(event.text, "speech", event.audio_start, event.audio_end)
         self.post(event)
+
+    async def _correct_in_order(self) -> None:
+        queue = self._ordered
+        while True:
+            event = await queue.get()
+            try:
+                if isinstance(event, ev.Transcript) and event.is_final and event.text:
+                    event = await self._corrected(event)
+                self.post(event)
+            except asyncio.CancelledError:
+                raise
+            except LeaseLost:           # taken over: the session is closing
+                pass
+            except Exception:
+                log.exception("correcting a final failed")
+                self.post(event)
+            finally:
+                queue.task_done()
+
+    async def _corrected(self, event: ev.Transcript) -> ev.Transcript:
+        """Store the final as heard, ask the correctors, store what they and the guard decided."""
+        position = await self.record(event.text, "speech", event.audio_start, event.audio_end)
+        outcome = await self.corrections.correct(event.text, self.asr_context)
+        if outcome.corrector is not None or outcome.refused:
+            await self.amend(position, outcome.record())
+        if not outcome.changed:
+            return event
+        if self.send_corrections:
+            await self.send(ev.asr_correction(outcome.text, outcome.raw_text))
+        return dataclasses.replace(event, text=outcome.text)
 
     async def _frame_error(self, text: str) -> None:
         await self.send(ev.error(text))
@@ -462,6 +510,8 @@ class SessionInputs:
         if self.speech.speaking:
             await self.speech.end_of_stream()
             await self.speech.drain()
+        if self._ordered is not None:
+            await self._ordered.join()          # and their corrections
 
     async def aclose(self) -> None:
         if self.speech is not None:
@@ -474,7 +524,8 @@ class Session:
     """One interview connection (see the module doc), made by ``Engine.open_session``."""
 
     def __init__(self, engine: "Engine", user_id: str, interview: dict, resume: dict, send: Send, *,
-                 stream_id: str | None = None, epoch: int | None = None, hangup=None, tts: bool = False) -> None:
+                 stream_id: str | None = None, epoch: int | None = None, hangup=None, tts: bool = False,
+                 corrections: bool = False) -> None:
         self.engine = engine
         self.user_id = user_id
         self.interview = interview
@@ -492,8 +543,9 @@ class Session:
         self.runner = PhaseRunner(engine, interview, resume, writer=self.writer, tasks=self.work,
                                   send=self.send, send_message=self.send_message)
         self.inputs = SessionInputs(engine, send=self.send, post=self.runner.post, tasks=self.work,
-                                    record=self.record_utterance, on_episode=self.on_cheat_episode,
-                                    on_episode_end=self.writer.cheat_ended)
+                                    record=self.record_utterance, amend=self.writer.update_transcript_entry,
+                                    on_episode=self.on_cheat_episode, on_episode_end=self.writer.cheat_ended,
+                                    send_corrections=corrections)
         self.runner.inputs = self.inputs
         self.voice = None                      # core.tts.SessionVoice when create_stream asked for tts
         if tts:
@@ -550,11 +602,13 @@ class Session:
         self.voice.speak(tagged["message_id"], message["text"])
 
     # -- what the session records -------------------------------------------------------------------
-    async def record_utterance(self, text: str, source: str, t_start: float | None, t_end: float | None) -> None:
+    async def record_utterance(self, text: str, source: str, t_start: float | None, t_end: float | None) -> int:
+        """Store a final or typed answer where the current phase says it belongs; its position."""
         entry = {**self.runner.attribution(), "text": text, "source": source,
                  "t_start": t_start, "t_end": t_end, "at": utcnow()}
-        await self.writer.append_transcript(entry)
+        position = await self.writer.append_transcript(entry)
         self.engine.emit(self.interview_id, "utterance", entry)
+        return position
 
     async def on_cheat_episode(self, record: dict) -> None:
         await self.send(ev.cheat_detected(record["kind"], record["text"]))

@@ -147,8 +147,15 @@ class MemoryStore:
 
     async def append_transcript(self, interview_id: str, entries: list[dict], epoch: int | None = None) -> None:
         doc = self._holder(interview_id, epoch)
+        start = len(self.transcripts[str(interview_id)])
         self.transcripts[str(interview_id)].extend(copy.deepcopy(list(entries)))
         doc["transcript_count"] = len(self.transcripts[str(interview_id)])
+        return start
+
+    async def update_transcript_entry(self, interview_id: str, position: int, fields: dict,
+                                      epoch: int | None = None) -> None:
+        self._holder(interview_id, epoch)
+        self.transcripts[str(interview_id)][position].update(copy.deepcopy(fields))
 
     async def load_transcript(self, interview_id: str) -> list[dict]:
         return copy.deepcopy(self.transcripts.get(str(interview_id), []))

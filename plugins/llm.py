@@ -47,7 +47,7 @@ from typing import Any
 
 from core.events import POSITION_TYPE_LABELS
 from core.hookspecs import hookimpl
-from core.interfaces import FollowUpRequest, PluginContext, Question, QuestionRequest
+from core.interfaces import CorrectionRequest, FollowUpRequest, PluginContext, Question, QuestionRequest
 from core.settings import Setting, SettingsError, apply
 
 log = logging.getLogger("mianshi.plugins.llm")
@@ -555,6 +555,27 @@ class LlmScorer(_LlmPlugin):
                 "scorer": self.name, "prompt_version": self.client.prompt_id("report")}
 
 
+# --- the transcript corrector ----------------------------------------------------------------------
+class LlmCorrector(_LlmPlugin):
+    """Fixes sound-alike errors of a recognised final against the question and the resume's terms
+    (``core.correction`` guards what it may change)."""
+
+    def correction_schema(self, text: str) -> dict:
+        return {"type": "object",
+                "properties": {"text": {"type": "string", "minLength": 1, "maxLength": 2 * len(text) + 20}},
+                "required": ["text"], "additionalProperties": False}
+
+    async def correct(self, request: CorrectionRequest) -> str | None:
+        if not self.client.configured or not request.text.strip():
+            return None
+        data = {"question": clip(request.question, self.settings.question_max_chars * 2),
+                "terms": [clip(t, 40) for t in request.terms[:80]],
+                "text": clip(request.text, self.settings.answer_max_chars)}
+        obj = await self.client.chat_json("correct_final", data, self.correction_schema(request.text),
+                                          max_tokens=max(64, 3 * len(request.text) + 32))
+        return obj["text"].strip()
+
+
 # --- registration ---------------------------------------------------------------------------------
 def shared_client(ctx: PluginContext) -> LlmClient:
     """A client for ``[plugins.llm]`` (the question source and the scorer are both named ``llm``, so
@@ -575,3 +596,8 @@ def register_question_sources(register):
 @hookimpl
 def register_scorers(register):
     register("llm", LlmScorer.from_context, settings=LlmSettings.declared())
+
+
+@hookimpl
+def register_correctors(register):
+    register("llm", LlmCorrector.from_context, settings=LlmSettings.declared())

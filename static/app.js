@@ -624,7 +624,10 @@ class InterviewRoom {
     // media and socket start together: a slow (or never answered) permission prompt must not keep
     // the candidate from the interview; typed answers work without a microphone
     this.startMedia();
-    this.connect();
+    // corrected finals are asked for only from a server that corrects (GET /interviews/options/);
+    // otherwise create_stream stays exactly the guide's
+    loadOptions().then((o) => { this.wantCorrections = !!o.asr_corrections; }, () => {})
+      .finally(() => { if (!this.disposed) this.connect(); });
   }
 
   // --- media -----------------------------------------------------------------------------------
@@ -880,6 +883,7 @@ class InterviewRoom {
         this.setConn('已连接，正在创建视频流…');
         this.send({ type: 'create_stream', title: '面试视频流', description: '实时面试',
           interview_id: String(this.interviewId), resume_id: String(this.resumeId),
+          ...(this.wantCorrections ? { asr_corrections: true } : {}),   // additive (README)
           ...(this.voice.wanted() ? { tts: true } : {}) });
         break;
       case 'stream_created':
@@ -901,6 +905,7 @@ class InterviewRoom {
       case 'tts_audio': this.voice.onAudio(msg); break;
       case 'tts_stop': this.voice.stop(msg.message_id, false); break;
       case 'asr_result': this.onAsr(msg); break;
+      case 'asr_correction': this.onCorrection(msg); break;
       case 'cheat_detected': this.onCheat(msg); break;
       case 'code_result': this.onCodeResult(msg); break;
       case 'error': this.showError(msg.text || '未知错误'); break;
@@ -944,10 +949,22 @@ class InterviewRoom {
   }
 
   addLine(kind, text) {
-    if (!text) return;
+    if (!text) return null;
     const line = h('div', { class: `final ${kind}` }, text);
     this.ui.transcript.insertBefore(line, this.ui.partial);
     this.ui.transcript.scrollTop = this.ui.transcript.scrollHeight;
+    return line;
+  }
+
+  // a final corrected after it was shown: the newest line still showing what was heard takes the
+  // corrected text (what is stored and scored); what was heard stays in its title
+  onCorrection(msg) {
+    const lines = [...this.ui.transcript.querySelectorAll('.final.me:not(.corrected)')];
+    const line = lines.reverse().find((el) => el.textContent === msg.raw_text);
+    if (!line) return;
+    line.textContent = msg.text;
+    line.title = `识别原文：${msg.raw_text}`;
+    line.classList.add('corrected');
   }
 
   onAsr(msg) {

@@ -264,10 +264,10 @@ class InterviewRepository:
         if result.matched_count == 0:
             raise await self._refused(interview_id, epoch, report_owner)
 
-    async def append_transcript(self, interview_id: str, entries: list[dict], epoch: int | None = None) -> None:
+    async def append_transcript(self, interview_id: str, entries: list[dict], epoch: int | None = None) -> int:
         entries = list(entries)
         if not entries:
-            return
+            return -1
         col, transcripts = await self._cols(interview_id)
         if col is None:
             raise LookupError(f"no interview {interview_id!r}")
@@ -294,6 +294,20 @@ class InterviewRepository:
                                               "entries": chunk})
             except DuplicateKeyError:      # another writer created the bucket in between
                 await transcripts.update_one({"_id": key}, push)
+        return start
+
+    async def update_transcript_entry(self, interview_id: str, position: int, fields: dict,
+                                      epoch: int | None = None) -> None:
+        """Set ``fields`` on the entry at ``position``, fenced like every write of a session."""
+        col, transcripts = await self._cols(interview_id)
+        if col is None:
+            raise LookupError(f"no interview {interview_id!r}")
+        result = await col.update_one(self._fenced(interview_id, epoch), {"$set": {"updated_at": utcnow()}})
+        if result.matched_count == 0:
+            raise await self._refused(interview_id, epoch)
+        n, slot = divmod(int(position), BUCKET_SIZE)
+        await transcripts.update_one({"_id": bucket_id(interview_id, n)},
+                                     {"$set": {f"entries.{slot}.{k}": v for k, v in fields.items()}})
 
     async def load_transcript(self, interview_id: str) -> list[dict]:
         doc = await self._find(interview_id, {"transcript_count": 1})

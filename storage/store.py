@@ -45,8 +45,12 @@ class Store:
         await self.interviews.update(str(interview_id), set_fields=set_fields, push=push, epoch=epoch,
                                      report_owner=report_owner)
 
-    async def append_transcript(self, interview_id: str, entries: list[dict], epoch: int | None = None) -> None:
-        await self.interviews.append_transcript(str(interview_id), entries, epoch=epoch)
+    async def append_transcript(self, interview_id: str, entries: list[dict], epoch: int | None = None) -> int:
+        return await self.interviews.append_transcript(str(interview_id), entries, epoch=epoch)
+
+    async def update_transcript_entry(self, interview_id: str, position: int, fields: dict,
+                                      epoch: int | None = None) -> None:
+        await self.interviews.update_transcript_entry(str(interview_id), position, fields, epoch=epoch)
 
     async def load_transcript(self, interview_id: str) -> list[dict]:
         return await self.interviews.load_transcript(str(interview_id))

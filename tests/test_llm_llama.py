@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from core.clock import SystemClock
-from core.interfaces import FollowUpRequest, Question, QuestionRequest
+from core.interfaces import CorrectionRequest, FollowUpRequest, Question, QuestionRequest
 from core.testing import report_sections
 from core.report import ReportService, check_report
 from engine_support import make_store, seed
@@ -76,3 +76,20 @@ async def test_report_from_a_real_server(llama, mongo_uri):
     assert check_report(report) == [] and len(report["questions"]) == 1
     assert isinstance(report["overall_score"], int) and 0 <= report["questions"][0]["score"] <= 10
     assert report["code"]["best_passed"] == 1 and report["prompt_version"] == "report.v1"
+
+
+async def test_correction_from_a_real_server(llama):
+    """The corrector's request and reply through the real server; whatever the tiny model says, the
+    stored text is the raw final or a correction the guard accepted."""
+    from core.correction import Corrections, check_correction
+    from core.interfaces import AsrContext
+    from llm_support import plugin_context
+    from plugins.llm import LlmCorrector
+    corrector = LlmCorrector.from_context(plugin_context("llm", {"base_url": llama.base_url, "model": "gemma", **TINY}))
+    raw = "韩束的作用预决定了变量在哪里可见"
+    proposal = await corrector.correct(CorrectionRequest(raw, "说说函数的作用域", ["函数", "作用域", "变量"], "frontend"))
+    assert isinstance(proposal, str) and proposal.strip()
+    outcome = await Corrections([corrector], timeout=400.0).correct(raw, AsrContext("说说函数的作用域", ["函数", "作用域"]))
+    assert outcome.raw_text == raw and outcome.corrector == "llm"
+    assert outcome.text == raw or check_correction(raw, outcome.text, ["函数", "作用域"]) is None
+    await corrector.aclose()
