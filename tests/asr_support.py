@@ -83,3 +83,27 @@ def dev_split(names) -> tuple[list[str], list[str]]:
         members = sorted(members, key=lambda n: hashlib.sha256(n.encode()).hexdigest())
         held |= set(members[: math.ceil(len(members) / 3)])
     return [n for n in names if n not in held], [n for n in names if n in held]
+
+
+# --- the interviewer's words in the candidate's transcript (echo) --------------------------------
+def interviewer_words(spoken: str, reference: str) -> list[str]:
+    """Words the interviewer said (jieba, two or more CJK characters) that the candidate's reference
+    does not contain: any of them in the candidate's transcript came from the voice, not from the
+    candidate (bench/bench_echo.py, tests/test_browser_echo.py)."""
+    import jieba
+
+    from plugins._speech_util import normalize_for_cer
+    ref = normalize_for_cer(reference)
+    words: list[str] = []
+    for w in jieba.lcut(spoken):
+        w = normalize_for_cer(w)
+        if len(w) >= 2 and all("\u4e00" <= ch <= "\u9fff" for ch in w) and w not in ref and w not in words:
+            words.append(w)
+    return words
+
+
+def leaked_words(transcript: str, words: list[str]) -> list[str]:
+    """The ``interviewer_words`` found in ``transcript`` (normalised as for CER)."""
+    from plugins._speech_util import normalize_for_cer
+    text = normalize_for_cer(transcript)
+    return [w for w in words if w in text]

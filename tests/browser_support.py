@@ -95,6 +95,19 @@ async def sign_in(page, base_url: str, client) -> None:
         {"token": client.token, "userId": client.user_id, "username": client.username})
 
 
+async def open_voiced_room(page, server, client, interview_id: str, resume_id: int) -> WsRecorder:
+    """Sign in, switch the page's voice on (开启语音) and open the interview room; returns the page's
+    WebSocket recorder once the intro phase is shown (tests/test_browser_voice.py, test_browser_echo.py)."""
+    rec = WsRecorder(page)
+    page.set_default_timeout(60000)
+    await sign_in(page, server.base_url, client)
+    await page.evaluate("localStorage.setItem('mianshi.voice', 'on')")
+    await page.goto(f"{server.base_url}/#/room/{interview_id}?resume={resume_id}")
+    await page.wait_for_function("document.querySelector('#phase') && "
+                                 "document.querySelector('#phase').dataset.phase === 'intro'")
+    return rec
+
+
 class Shots:
     """Numbered screenshots of one test under test-output/browser/<test name>/."""
 

