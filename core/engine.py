@@ -27,6 +27,7 @@ from core.config import data_dir
 from core.interfaces import AsrContext, InterviewStore, LeaseLost, PluginContext
 from core.phase import INPUTS, Phase, transition_text
 from core.plugins import PluginError, builtin_modules_for, check_plugin_tables, collect, describe, make_plugin_manager
+from core.recording import Recorder
 from core.settings import SettingsError
 from core.timeutil import utcnow
 
@@ -451,6 +452,7 @@ class Session:
         self.voice = None                      # core.tts.SessionVoice when create_stream asked for tts
         self._cheat_indexes: dict[int, int] = {}
         self._cheat_count = len(interview.get("cheat_events") or [])
+        self.recorder = Recorder.for_session(self)     # utterance ids, recordings, cheat frames
 
     # -- plumbing -----------------------------------------------------------------------------------
     def spawn(self, coro, name: str) -> asyncio.Task:
@@ -683,6 +685,7 @@ class Session:
                 return
             if message.pcm:
                 await self.speech.feed(message.pcm)
+                self.recorder.feed(message.pcm)
             if message.end:
                 await self.speech.end_of_stream()
         elif isinstance(message, ev.VideoFrame):
@@ -731,11 +734,12 @@ class Session:
         # which of its prompts the candidate is answering: the phase says (its ``attribution``)
         where = dict(phase.attribution(ctx)) if phase is not None else {}
         entry = {**where, "phase": ctx.name if ctx is not None else "end", "text": text, "source": source,
-                 "t_start": t_start, "t_end": t_end, "at": utcnow()}
+                 "utterance_id": self.recorder.utterance(t_start, t_end), "t_start": t_start, "t_end": t_end, "at": utcnow()}
         await self._fenced(self.engine.store.append_transcript(self.interview_id, [entry], epoch=self.epoch))
         self.engine.emit(self.interview_id, "utterance", entry)
 
     async def on_cheat_episode(self, record: dict) -> None:
+        record["frame_id"] = self.recorder.frame(getattr(self.cheat, "last_frame", None))
         await self.send(ev.cheat_detected(record["kind"], record["text"]))
         self._cheat_indexes[id(record)] = self._cheat_count
         self._cheat_count += 1

@@ -169,6 +169,13 @@ class ReportService:
             log.info("resuming %d unfinished report(s)", len(ids))
         return len(ids)
 
+    async def cancel(self, interview_id: str) -> None:
+        """Stop writing this interview's report (it is being deleted)."""
+        task = self._tasks.get(str(interview_id))
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
     async def wait(self, interview_id: str) -> None:
         task = self._tasks.get(str(interview_id))
         if task is not None:
