@@ -90,7 +90,8 @@ CORE_SETTINGS: dict[str, dict[str, Setting]] = {name: declare(spec) for name, sp
     "report": {"max_attempts": Setting(5, minimum=1), "retry_base_seconds": _positive(30.0),
                "retry_max_seconds": _positive(900.0), "scorer_timeout_seconds": _positive(300.0),
                "upgrade_degraded": True,
-               "claim_ttl_seconds": _positive(60.0)},   # one report writer per interview across instances
+               "claim_ttl_seconds": _positive(60.0),    # one report writer per interview across instances
+               "chromium": "chromium", "pdf_timeout_seconds": _positive(60.0)},   # report.pdf (api/report_export.py)
     "resume_import": {"max_file_mb": _positive(5.0), "max_pages": Setting(10, minimum=1),
                       "max_chars": Setting(60_000, minimum=1), "memory_mb": Setting(512, minimum=64),
                       "cpu_seconds": Setting(10, minimum=1), "wall_seconds": _positive(20.0),

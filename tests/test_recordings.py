@@ -157,3 +157,39 @@ async def leftovers(db, interview_id: str, media_ids=()) -> list[str]:
                 if doc["files_id"] in file_ids:
                     found.append(f"{name}:{doc['_id']}")
     return found
+
+
+# --- DELETE while the interview runs ---------------------------------------------------------------------
+TEXT_ONLY = {"engine": {"phases": ["intro", "question"], "vad": "", "asr": "", "question_sources": ["bank"],
+                        "scorers": ["heuristic"], "cheat_detectors": [], "code_runner": "", "tts": []},
+             "timing": {"intro_silence_seconds": 600.0}}
+
+
+async def test_delete_ends_a_session_in_progress_then_leaves_nothing(app_server_factory, api_client):
+    import json
+
+    import websockets
+
+    from ws_support import Inbox
+    server = await app_server_factory(TEXT_ONLY)
+    client = await api_client(server)
+    resume_id = await client.create_resume()
+    interview_id = await client.create_interview()
+    ws = await websockets.connect(f"{server.ws_url}?token={client.token}", max_size=None)
+    inbox = Inbox(ws)
+    await ws.send(json.dumps({"type": "create_stream", "interview_id": interview_id, "resume_id": resume_id}))
+    await inbox.wait_for(lambda m: m["type"] == "interview_message" and m["phase"] == "intro")
+    await ws.send(json.dumps({"type": "text_answer", "text": "我叫张三，做了三年后端开发"}))
+    for _ in range(200):                                  # the typed answer is stored
+        if (await client.get(f"/interviews/{interview_id}/")).json()["interview"]["transcript"]:
+            break
+        await asyncio.sleep(0.02)
+    r = await client.delete(f"/interviews/{interview_id}/")
+    assert r.status_code == 200, r.text
+    told = await inbox.wait_for(lambda m: m["type"] == "error" and m.get("code") == 4410)
+    assert "删除" in told["text"]
+    await asyncio.wait_for(ws.wait_closed(), 10)
+    assert ws.close_code == 4410
+    assert interview_id not in server.engine.sessions
+    assert await leftovers(server.store.db, interview_id) == []
+    assert (await client.get(f"/interviews/{interview_id}/")).status_code == 404
