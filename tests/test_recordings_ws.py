@@ -50,7 +50,9 @@ def is_question(index):
     return lambda m: m["type"] == "interview_message" and m.get("question_index") == index
 
 
-async def run_interview(server, client) -> str:
+async def run_interview(server, client, code: tuple[str, ...] = ()) -> str:
+    """Intro and two answers by voice, a cheat episode, and (with ``code``, for a flow with the code
+    phase) those Python submissions; returns the interview id once its report is written."""
     resume_id = await client.create_resume()
     interview_id = await client.create_interview()
     ws = await websockets.connect(f"{server.ws_url}?token={client.token}", max_size=None)
@@ -70,6 +72,12 @@ async def run_interview(server, client) -> str:
     await inbox.wait_for(is_question(2), timeout=90)
     await stream(ws, load("answer_queue"))
     await ws.send(json.dumps({"type": "end_answer"}))
+    if code:
+        await inbox.wait_for(lambda m: m["type"] == "interview_message" and m.get("problem"), timeout=90)
+        for n, source in enumerate(code, 1):
+            await ws.send(json.dumps({"type": "code_submit", "language": "python", "code": source}))
+            await inbox.wait_for(lambda m: m["type"] == "code_result" and m.get("submission_index") == n, timeout=90)
+        await ws.send(json.dumps({"type": "end_answer"}))
     await inbox.wait_for(lambda m: m["type"] == "interview_message" and m["phase"] == "end", timeout=90)
     await ws.close()
     await server.engine.reports.wait(interview_id)
