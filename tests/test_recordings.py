@@ -193,3 +193,11 @@ async def test_delete_ends_a_session_in_progress_then_leaves_nothing(app_server_
     assert interview_id not in server.engine.sessions
     assert await leftovers(server.store.db, interview_id) == []
     assert (await client.get(f"/interviews/{interview_id}/")).status_code == 404
+
+
+@pytest.mark.parametrize("samples", [160, 3200, 8200])
+def test_short_utterances_round_trip_to_the_sample(samples):
+    """A "是的" is half a second: its recording must still decode, to exactly its length."""
+    audio = (np.sin(np.arange(samples) / 5) * 5000).astype(np.int16)
+    decoded, rate = decode_audio(encode_opus(audio))
+    assert rate == 16000 and decoded.size == samples
