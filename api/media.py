@@ -77,20 +77,14 @@ async def _serve(request, interview_id: str, media_id: str, kind: str):
     return raw(data[start:end + 1], status=206, content_type=content_type, headers=headers)
 
 
-@bp.get("/interviews/<interview_id>/recordings/<utterance_id>/")
-@openapi.summary("一句回答的录音（Ogg/Opus，支持 Range 请求）")
+@bp.get("/interviews/<interview_id>/recordings/<media_id>/", name="get_recording")
+@bp.get("/interviews/<interview_id>/frames/<media_id>/", name="get_frame")
+@openapi.summary("一句回答的录音（Ogg/Opus，支持 Range 请求）或作弊事件开始时的画面（JPEG 缩略图）")
 @openapi.secured("token")
 @authenticated
-async def get_recording(request, interview_id: str, utterance_id: str):
-    return await _serve(request, interview_id, utterance_id, "recording")
-
-
-@bp.get("/interviews/<interview_id>/frames/<frame_id>/")
-@openapi.summary("作弊事件开始时的画面（JPEG 缩略图）")
-@openapi.secured("token")
-@authenticated
-async def get_frame(request, interview_id: str, frame_id: str):
-    return await _serve(request, interview_id, frame_id, "frame")
+async def get_media(request, interview_id: str, media_id: str):
+    kind = "frame" if request.path.rstrip("/").rsplit("/", 2)[-2] == "frames" else "recording"
+    return await _serve(request, interview_id, media_id, kind)
 
 
 async def _end_session(session) -> None:
