@@ -21,7 +21,7 @@ from core.config import ConfigError, data_dir, load_config
 log = logging.getLogger("mianshi")
 
 # Routes owned by other parts of the project, registered when their module is present.
-OPTIONAL_BLUEPRINTS = ("api.ws", "api.reports", "api.plugins_listing", "api.stats", "api.static",
+OPTIONAL_BLUEPRINTS = ("api.ws", "api.reports", "api.media", "api.plugins_listing", "api.stats", "api.static",
                        "api.resume_import")
 _names = itertools.count()
 
@@ -115,6 +115,9 @@ async def _start(app: Sanic) -> None:
         app.ctx.engine = Engine(config, store=app.ctx.store, clock=app.ctx.clock,
                                 extra_plugins=app.ctx.extra_plugins)
         await app.ctx.engine.start()
+        from core.recording import RetentionSweep
+        app.ctx.retention = RetentionSweep(app.ctx.store, app.ctx.clock, config.get("recordings", {}))
+        app.ctx.retention.start()
     except BaseException:
         # Do not leave a database server behind when start-up fails half way.
         app.ctx.engine = None
@@ -127,6 +130,8 @@ async def _stop(app: Sanic) -> None:
     try:
         if getattr(app.ctx, "loop_monitor", None) is not None:
             await app.ctx.loop_monitor.stop()
+        if getattr(app.ctx, "retention", None) is not None:
+            await app.ctx.retention.aclose()
         if app.ctx.engine is not None:
             await app.ctx.engine.close()
     finally:

@@ -118,6 +118,7 @@ class CheatMonitor:
         self.on_episode = on_episode
         self.on_frame_error = on_frame_error
         self.on_episode_end = on_episode_end
+        self.last_frame: bytes | None = None
         self.consecutive_frames = int(s.get("consecutive_frames", 3))
         self.clear_frames = int(s.get("clear_frames", 2))
         if self.consecutive_frames < 1 or self.clear_frames < 1:
@@ -236,6 +237,7 @@ class CheatMonitor:
                 continue
             self.stats["frames_processed"] += 1
             self.stats["last_frame_ms"] = round(ms, 2)
+            self.last_frame = jpeg          # the frame whose signals open an episode (its evidence)
             if self._closed:
                 return
             await self._merge(signals, wall)

@@ -86,10 +86,15 @@ CORE_SETTINGS: dict[str, dict[str, Setting]] = {name: declare(spec) for name, sp
                "pause_partial_s": _positive(0.25),
                "pause_idle_s": _positive(0.15),         # ... after this much quiet when a worker is idle
                "pause_rel_db": _positive(30.0)},        # a 10 ms frame this far below the loudest is quiet
+    # recordings of the candidate's utterances and cheat frames (core/recording.py, storage/media.py)
+    "recordings": {"enabled": True, "retention_days": _positive(30.0),
+                   "buffer_seconds": Setting(120.0, minimum=5),      # recent audio kept per session
+                   "sweep_interval_hours": _positive(6.0), "frame_width": Setting(320, minimum=32)},
     "report": {"max_attempts": Setting(5, minimum=1), "retry_base_seconds": _positive(30.0),
                "retry_max_seconds": _positive(900.0), "scorer_timeout_seconds": _positive(300.0),
                "upgrade_degraded": True,
-               "claim_ttl_seconds": _positive(60.0)},   # one report writer per interview across instances
+               "claim_ttl_seconds": _positive(60.0),    # one report writer per interview across instances
+               "chromium": "chromium", "pdf_timeout_seconds": _positive(60.0)},   # report.pdf (api/report_export.py)
     "resume_import": {"max_file_mb": _positive(5.0), "max_pages": Setting(10, minimum=1),
                       "max_chars": Setting(60_000, minimum=1), "memory_mb": Setting(512, minimum=64),
                       "cpu_seconds": Setting(10, minimum=1), "wall_seconds": _positive(20.0),

@@ -79,19 +79,79 @@ def code_summary(record: dict) -> dict:
 
 
 def cheat_section(record: dict) -> list[dict]:
+    """The cheat episodes, each with its evidence ``id`` (``cheat-<n>``, n from 1) and ``frame_id``
+    (the frame that opened it, when one was kept)."""
     out = []
-    for event in record.get("cheat_events") or []:
+    for n, event in enumerate(record.get("cheat_events") or [], 1):
         if not isinstance(event, dict):
             continue
         kind = str(event.get("kind") or "unknown")
-        item = {"kind": kind, "kind_zh": str(event.get("label") or kind),   # the detector's label
+        item = {"id": f"cheat-{n}", "kind": kind, "kind_zh": str(event.get("label") or kind),   # the detector's label
                 "started_at": event.get("started_at"), "ended_at": event.get("ended_at"),
-                "frames": event.get("frames")}
+                "frames": event.get("frames"), "frame_id": event.get("frame_id")}
         start, end = epoch_seconds(event.get("started_at")), epoch_seconds(event.get("ended_at"))
         if start is not None and end is not None and end >= start:
             item["seconds"] = round(end - start, 1)
         out.append(item)
     return out
+
+
+# --- evidence -----------------------------------------------------------------------------------------
+# Phases put what earned a score into their sections as ``evidence`` lists of ``{"id", "type", ...}``
+# (anywhere in a section: a ``qa`` item's evidence is the utterances of its answer, a code summary's
+# the submissions); the cheat episodes are evidence too. Scorers cite ids in ``cites`` (per question,
+# and ``code_cites``); ``link_evidence`` drops every citation of an id that does not exist and gives
+# each scored question the evidence of its item.
+def _evidence_lists(node: Any):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "evidence" and isinstance(value, list):
+                yield value
+            else:
+                yield from _evidence_lists(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _evidence_lists(value)
+
+
+def evidence_ids(record: dict) -> set[str]:
+    """Every evidence id of the record's sections and cheat episodes."""
+    ids = {str(e["id"]) for found in _evidence_lists(sections(record)) for e in found
+           if isinstance(e, dict) and e.get("id")}
+    return ids | {c["id"] for c in cheat_section(record)}
+
+
+def _valid_cites(cites: Any, known: set[str], dropped: list[str]) -> list[str]:
+    out = []
+    for cite in cites if isinstance(cites, list) else []:
+        if isinstance(cite, str) and cite in known:
+            if cite not in out:
+                out.append(cite)
+        else:
+            dropped.append(str(cite)[:60])
+    return out
+
+
+def link_evidence(report: dict, record: dict) -> list[str]:
+    """In place: every scored question gets its item's ``evidence`` and only the ``cites`` that exist;
+    ``code_cites`` likewise. Returns the citations dropped."""
+    known = evidence_ids(record)
+    by_key = {(it.get("phase"), it.get("index")): it.get("evidence") or [] for it in qa_items(record)}
+    dropped: list[str] = []
+    scored = [q for q in report.get("questions") or [] if isinstance(q, dict)]
+    for section in report.get("sections") or []:
+        if isinstance(section, dict) and section.get("type") == "qa":
+            scored.extend(q for q in section.get("items") or [] if isinstance(q, dict) and q not in scored)
+    seen: set[int] = set()
+    for q in scored:
+        if id(q) in seen:
+            continue
+        seen.add(id(q))
+        q["evidence"] = by_key.get((q.get("phase"), q.get("index")), [])
+        q["cites"] = _valid_cites(q.get("cites"), known, dropped)
+    if "code_cites" in report:
+        report["code_cites"] = _valid_cites(report.get("code_cites"), known, dropped)
+    return dropped
 
 
 def check_report(report: Any) -> list[str]:
@@ -168,6 +228,13 @@ class ReportService:
         if ids:
             log.info("resuming %d unfinished report(s)", len(ids))
         return len(ids)
+
+    async def cancel(self, interview_id: str) -> None:
+        """Stop writing this interview's report (it is being deleted)."""
+        task = self._tasks.get(str(interview_id))
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
     async def wait(self, interview_id: str) -> None:
         task = self._tasks.get(str(interview_id))
@@ -262,6 +329,11 @@ class ReportService:
             if problems:
                 errors.append(f"{scorer.name}: 报告格式不正确（{'; '.join(problems)}）")
                 continue
+            dropped = link_evidence(report, record)
+            if dropped:                     # cited something that does not exist: not kept
+                log.warning("report of %s: scorer %s cited unknown evidence %s; dropped",
+                            record.get("id") or record.get("_id"), scorer.name, dropped[:10])
+                report["dropped_cites"] = dropped
             return scorer, report, errors
         return None, None, errors
 

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 from core import events as ev
 from core.interfaces import AsrContext, InterviewStore, LeaseLost
 from core.phase import transition_text
+from core.recording import Recorder
 from core.timeutil import utcnow
 
 if TYPE_CHECKING:
@@ -113,6 +114,11 @@ class SessionWriter:
         except LeaseLost:
             self._on_lost()
             raise
+
+    def track(self, task: asyncio.Task) -> None:
+        """A write that runs on its own (a recording): closing waits for it like the others."""
+        self._in_flight.add(task)
+        task.add_done_callback(self._write_done)
 
     def _write_done(self, task: asyncio.Task) -> None:
         self._in_flight.discard(task)
@@ -386,6 +392,7 @@ class SessionInputs:
         self.record = record
         self.amend = amend
         self.voice = None
+        self.recorder = None                # core.recording.Recorder: keeps the audio for recordings
         # with correctors, speech events reach the phase through one ordered queue: a final waits for
         # its correction (stored raw first), and what was heard after it waits behind it
         self.corrections = engine.corrections
@@ -420,6 +427,8 @@ class SessionInputs:
                 return
             if message.pcm:
                 await self.speech.feed(message.pcm)
+                if self.recorder is not None:
+                    self.recorder.feed(message.pcm)
             if message.end:
                 await self.speech.end_of_stream()
         elif isinstance(message, ev.VideoFrame):
@@ -547,6 +556,7 @@ class Session:
                                     on_episode=self.on_cheat_episode, on_episode_end=self.writer.cheat_ended,
                                     send_corrections=corrections)
         self.runner.inputs = self.inputs
+        self.recorder = self.inputs.recorder = Recorder.for_session(self)   # utterance ids, recordings, frames
         self.voice = None                      # core.tts.SessionVoice when create_stream asked for tts
         if tts:
             from core.tts import SessionVoice
@@ -583,6 +593,11 @@ class Session:
     def spawn(self, coro, name: str) -> asyncio.Task:
         return self.work.spawn(coro, name)
 
+    async def hangup(self, code: int, reason: str) -> None:
+        """Close the connection (the web layer's ``hangup``), if it gave one."""
+        if self._hangup is not None:
+            await self._hangup(code, reason)
+
     async def send(self, message: dict) -> None:
         if self.closed:
             return
@@ -605,12 +620,14 @@ class Session:
     async def record_utterance(self, text: str, source: str, t_start: float | None, t_end: float | None) -> int:
         """Store a final or typed answer where the current phase says it belongs; its position."""
         entry = {**self.runner.attribution(), "text": text, "source": source,
+                 "utterance_id": self.recorder.utterance(t_start, t_end),
                  "t_start": t_start, "t_end": t_end, "at": utcnow()}
         position = await self.writer.append_transcript(entry)
         self.engine.emit(self.interview_id, "utterance", entry)
         return position
 
     async def on_cheat_episode(self, record: dict) -> None:
+        record["frame_id"] = self.recorder.frame(getattr(self.cheat, "last_frame", None))
         await self.send(ev.cheat_detected(record["kind"], record["text"]))
         await self.writer.cheat_started(record, self.runner.current_name)
         self.engine.emit(self.interview_id, "cheat", record)

@@ -86,6 +86,7 @@ class MemoryStore:
         self.interviews: dict[str, dict] = {}
         self.resumes: dict[int, dict] = {}
         self.transcripts: dict[str, list[dict]] = {}
+        self.media: dict[str, dict] = {}              # media id -> {user_id, interview_id, kind, data, ...}
         self._ids = itertools.count(1)
 
     def add(self, user_id: str, interview: dict, resume: dict) -> tuple[str, int]:
@@ -159,6 +160,12 @@ class MemoryStore:
 
     async def load_transcript(self, interview_id: str) -> list[dict]:
         return copy.deepcopy(self.transcripts.get(str(interview_id), []))
+
+    async def save_media(self, user_id: str, interview_id: str, media_id: str, *, kind: str, data: bytes,
+                         content_type: str, meta: dict | None = None) -> None:
+        self._holder(interview_id, None)
+        self.media[str(media_id)] = {**(meta or {}), "user_id": user_id, "interview_id": str(interview_id),
+                                     "kind": kind, "content_type": content_type, "data": bytes(data)}
 
     # what the report service reads
     async def load_interview_by_id(self, interview_id: str) -> dict | None:

@@ -429,6 +429,7 @@ def code_section(record: dict) -> dict:
         title = str(problem or "")
     subs = [s for s in code.get("submissions") or [] if isinstance(s, dict)]
     out: dict = {"problem_title": title, "attempted": bool(subs), "submissions": len(subs)}
+    evidence = [submission_evidence(s, pos) for pos, s in enumerate(subs, 1)]
     if subs:
         def ratio(s):
             total = s.get("total") or 0
@@ -439,7 +440,21 @@ def code_section(record: dict) -> dict:
                    total=int(final.get("total") or 0), language=final.get("language") or "",
                    all_passed=bool(final.get("total")) and final.get("passed") == final.get("total"))
         out["score"] = round(10 * ratio(final), 1)
-    return out
+        out["final_id"] = f"submission-{final.get('index') or len(subs)}"
+        out["best_id"] = f"submission-{best.get('index') or subs.index(best) + 1}"
+    return {**out, "evidence": evidence} if evidence else out
+
+
+def submission_evidence(sub: dict, position: int) -> dict:
+    """One submission as report evidence: its code and per-case results (hidden cases without
+    their data, as the candidate saw them)."""
+    index = sub.get("index") or position
+    cases = [{k: c.get(k) for k in ("index", "visible", "passed", "time_ms", "error")}
+             for c in sub.get("cases") or [] if isinstance(c, dict)]
+    return {"id": f"submission-{index}", "type": "submission", "index": index,
+            "language": sub.get("language") or "", "code": sub.get("code") or "",
+            "passed": int(sub.get("passed") or 0), "total": int(sub.get("total") or 0),
+            "error": sub.get("error"), "submitted_at": sub.get("submitted_at"), "cases": cases}
 
 
 SETTINGS = {

@@ -214,14 +214,20 @@ def _index(value: Any) -> Any:
 
 def question_answers(record: dict, phase: str = "question") -> list[dict]:
     """Each asked question (in order) with the candidate's final answer text joined from the
-    transcript entries of the phase ``phase`` that carry its ``question_index``."""
+    transcript entries of the phase ``phase`` that carry its ``question_index``, and those entries
+    as its ``evidence`` (utterance id, text, times)."""
     by_index: dict[Any, list[str]] = {}
+    evidence: dict[Any, list[dict]] = {}
     for entry in record.get("transcript") or []:
         if not isinstance(entry, dict) or entry.get("phase", phase) != phase:
             continue
         text = str(entry.get("text") or "").strip()
         if text and entry.get("question_index") is not None:
             by_index.setdefault(_index(entry["question_index"]), []).append(text)
+            if entry.get("utterance_id"):      # what made the answer (core/report.py, "evidence")
+                evidence.setdefault(_index(entry["question_index"]), []).append(
+                    {"id": entry["utterance_id"], "type": "utterance", "text": text,
+                     "source": entry.get("source"), "t_start": entry.get("t_start"), "t_end": entry.get("t_end")})
     questions = [q for q in record.get("questions") or [] if isinstance(q, dict) and q.get("text")
                  and q.get("phase", phase) == phase]
     questions.sort(key=lambda q: (_index(q.get("index", 0)) if isinstance(_index(q.get("index", 0)), int) else 0))
@@ -232,7 +238,7 @@ def question_answers(record: dict, phase: str = "question") -> list[dict]:
         out.append({"index": index, "question": str(q["text"]), "kind": q.get("kind") or "fundamental",
                     "topic": q.get("topic") or "", "follow_up_of": q.get("follow_up_of"),
                     "reference_points": [str(p) for p in points if str(p).strip()] if isinstance(points, list) else [],
-                    "answer": " ".join(by_index.get(index, []))})
+                    "answer": " ".join(by_index.get(index, [])), "evidence": evidence.get(index, [])})
     return out
 
 

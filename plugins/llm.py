@@ -501,6 +501,7 @@ class LlmScorer(_LlmPlugin):
     def report_schema(self, count: int) -> dict:
         s = self.settings
         text = lambda n: {"type": "string", "maxLength": n}  # noqa: E731
+        cites = {"type": "array", "items": text(40), "maxItems": 20}     # evidence ids (core/report.py)
         return {
             "type": "object",
             "properties": {
@@ -509,12 +510,14 @@ class LlmScorer(_LlmPlugin):
                                         "properties": {"good": text(s.report_field_max_chars),
                                                        "missing": text(s.report_field_max_chars),
                                                        "reference_answer": text(s.reference_max_chars),
-                                                       "score": {"type": "integer", "enum": list(range(11))}},
-                                        "required": ["good", "missing", "reference_answer", "score"],
+                                                       "score": {"type": "integer", "enum": list(range(11))},
+                                                       "cites": cites},
+                                        "required": ["good", "missing", "reference_answer", "score", "cites"],
                                         "additionalProperties": False}},
                 "summary": text(s.summary_max_chars),
-                "overall_score": {"type": "integer", "enum": list(range(11))}},
-            "required": ["questions", "summary", "overall_score"], "additionalProperties": False}
+                "overall_score": {"type": "integer", "enum": list(range(11))},
+                "code_cites": cites},
+            "required": ["questions", "summary", "overall_score", "code_cites"], "additionalProperties": False}
 
     async def score(self, record: dict) -> dict:
         from core.report import cheat_section, code_summary, qa_items, scored_sections
@@ -527,10 +530,14 @@ class LlmScorer(_LlmPlugin):
         data = {"position": position_data(record),
                 "questions": [{"n": i + 1, "question": it["question"], "kind": it["kind"],
                                "answer": clip(it["answer"], self.settings.answer_max_chars),
-                               "reference_points": it["reference_points"]} for i, it in enumerate(items)],
-                "code": {k: code[k] for k in ("problem_title", "attempted", "final_passed", "best_passed", "total", "language")
-                         if k in code},
-                "cheat_events": [{"kind": c["kind"], "seconds": c.get("seconds")} for c in cheats]}
+                               "reference_points": it["reference_points"],
+                               "utterances": [{"id": e["id"], "text": clip(e.get("text"), self.settings.answer_max_chars)}
+                                              for e in it.get("evidence") or []]} for i, it in enumerate(items)],
+                "code": {**{k: code[k] for k in ("problem_title", "attempted", "final_passed", "best_passed", "total",
+                                                 "language") if k in code},
+                         "submissions": [{"id": e["id"], "passed": e["passed"], "total": e["total"]}
+                                         for e in code.get("evidence") or []]},
+                "cheat_events": [{"id": c["id"], "kind": c["kind"], "seconds": c.get("seconds")} for c in cheats]}
         if not items:
             raise LlmError("没有可评分的问题")
 
@@ -548,9 +555,10 @@ class LlmScorer(_LlmPlugin):
                               "phase": it.get("phase"), "answer": it["answer"], "score": score,
                               "good": clip(q["good"], s.report_field_max_chars),
                               "missing": clip(q["missing"], s.report_field_max_chars),
-                              "reference_answer": clip(q["reference_answer"], s.reference_max_chars)})
+                              "reference_answer": clip(q["reference_answer"], s.reference_max_chars),
+                              "cites": list(q["cites"])})      # unknown ids are dropped by core/report.py
         return {"overall_score": obj["overall_score"], "summary": clip(obj["summary"], s.summary_max_chars),
-                "questions": questions, "code": code, "cheat_events": cheats,
+                "questions": questions, "code": code, "code_cites": list(obj["code_cites"]), "cheat_events": cheats,
                 "sections": scored_sections(record, questions),
                 "scorer": self.name, "prompt_version": self.client.prompt_id("report")}
 

@@ -14,7 +14,9 @@ score = 10 × (0.35·length + 0.25·terms + 0.40·points) with reference points,
 10 × (0.6·length + 0.4·terms); an empty answer scores 0 and a bare "不知道/不会" at most 1. Overall:
 the mean question score (follow-ups weigh half), mixed 80/20 with the code score (best submission's
 passed/total × 10) when the code phase was attempted. Cheat events are listed for human review and
-never change a score.
+never change a score. Each question ``cites`` the utterances its score rests on (those saying a key
+term or a covered point; all of the answer's when none does) and ``code_cites`` the final and the best
+submission (core/report.py, "evidence").
 Everything the candidate says is only counted, never obeyed, so an answer saying "给我满分" earns
 nothing for it.
 """
@@ -159,8 +161,17 @@ class HeuristicScorer:
             if display:
                 reference += "应围绕：" + "、".join(t for t in terms if t in display)[:60] + "。"
         return {"index": item["index"], "question": item["question"], "kind": kind, "answer": answer,
-                "score": score, "good": " ".join(good) or "无明显亮点。",
+                "score": score, "cites": self.cites(item, t_hit, covered_points), "good": " ".join(good) or "无明显亮点。",
                 "missing": " ".join(missing) or "无明显遗漏。", "reference_answer": reference}
+
+    @staticmethod
+    def cites(item: dict, hit_terms: list[str], covered_points: list[str]) -> list[str]:
+        """The utterances the score rests on: those that say a key term or a covered point's term;
+        every utterance of the answer when none does (the score is then its length)."""
+        evidence = [e for e in item.get("evidence") or [] if isinstance(e, dict) and e.get("id")]
+        terms = set(hit_terms) | {t for p in covered_points for t in key_terms(p)}
+        said = [e["id"] for e in evidence if any(_covered(t, str(e.get("text") or "").lower()) for t in terms)]
+        return said or [e["id"] for e in evidence]
 
     async def score(self, record: dict) -> dict:
         return self.build(record)
@@ -177,8 +188,10 @@ class HeuristicScorer:
         if code.get("attempted"):
             overall = 0.8 * q_mean + 0.2 * code.get("score", 0.0) if questions else code.get("score", 0.0)
         overall = round(max(0.0, min(10.0, overall)), 1)
+        code_cites = [code[k] for k in ("final_id", "best_id") if code.get(k)]
         return {"overall_score": overall, "summary": self.summary(questions, code, cheats, overall),
-                "questions": questions, "code": code, "cheat_events": cheats, "scorer": self.name,
+                "questions": questions, "code": code, "code_cites": list(dict.fromkeys(code_cites)),
+                "cheat_events": cheats, "scorer": self.name,
                 "sections": scored_sections(record, questions)}
 
     @staticmethod

@@ -1170,11 +1170,78 @@ function reportView(root, interviewId) {
   return { dispose() { disposed = true; clearTimeout(timer); } };
 }
 
+// Evidence files (recordings, frames, exports) need the token, which an <audio>/<img> cannot send:
+// they are fetched with it and shown from object URLs (kept for the page's life, one per file).
+const mediaCache = new Map();
+function authFetch(path) {
+  const auth = getAuth();
+  return fetch(path, { headers: auth && auth.token ? { Authorization: `Bearer ${auth.token}` } : {} });
+}
+function mediaUrl(path) {
+  if (!mediaCache.has(path)) {
+    mediaCache.set(path, authFetch(path).then(async (resp) => {
+      if (!resp.ok) throw new ApiError(`无法加载（HTTP ${resp.status}）`, resp.status);
+      return URL.createObjectURL(await resp.blob());
+    }));
+  }
+  return mediaCache.get(path);
+}
+
+async function download(path, name) {
+  const resp = await authFetch(path);
+  if (!resp.ok) {
+    let msg = `导出失败（HTTP ${resp.status}）`;
+    try { msg = (await resp.json()).msg || msg; } catch {}
+    flash(msg, 'error');
+    return;
+  }
+  const url = URL.createObjectURL(await resp.blob());
+  const a = h('a', { href: url, download: name });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
+const fmtSecs = (t) => (t == null ? '' : `${Math.floor(t / 60)}:${String(Math.floor(t % 60)).padStart(2, '0')}`);
+
+// One answer's recordings, played in order from any of its transcript lines.
+function answerEvidence(q) {
+  const evidence = q.evidence || [];
+  if (evidence.length === 0) return null;
+  const cited = new Set(q.cites || []);
+  const audio = h('audio', { class: 'answer-audio', controls: true, preload: 'none' });
+  let current = -1;
+  const lines = evidence.map((e, i) => h('li', {
+    class: `evidence-line${cited.has(e.id) ? ' cited' : ''}${e.recording_url ? ' playable' : ''}`,
+    dataset: { utterance: e.id }, title: e.recording_url ? '点击从这句开始播放' : '',
+    onclick: () => { if (e.recording_url) playFrom(i); },
+  }, h('span', { class: 'muted evidence-time' }, e.t_start != null ? `${fmtSecs(e.t_start)}–${fmtSecs(e.t_end)} ` : ''),
+    e.text, cited.has(e.id) ? h('span', { class: 'badge' }, '评分依据') : null));
+  async function playFrom(i) {
+    while (i < evidence.length && !evidence[i].recording_url) i += 1;
+    if (i >= evidence.length) return;
+    current = i;
+    lines.forEach((li, k) => li.classList.toggle('playing', k === i));
+    try {
+      audio.src = await mediaUrl(evidence[i].recording_url);
+      await audio.play();
+    } catch (e) { flash(`无法播放录音：${e.message}`, 'error'); }
+  }
+  audio.addEventListener('ended', () => playFrom(current + 1));
+  const playable = evidence.some((e) => e.recording_url);
+  return h('div', { class: 'answer-evidence' },
+    playable ? h('div', { class: 'row' },
+      h('button', { class: 'secondary play-answer', onclick: () => playFrom(0) }, '▶ 播放回答'), audio) : null,
+    h('ol', { class: 'evidence-lines' }, lines));
+}
+
 function renderQaItems(items, id) {
   return items.length === 0 ? h('p', { class: 'muted' }, '没有回答记录。') :
     h('div', { id }, items.map((q, i) => h('div', { class: 'item-row report-question' },
       h('div', { class: 'row', style: 'justify-content: space-between' },
         h('strong', {}, `第 ${q.index ?? i + 1} 题：${q.question || q.prompt || ''}`), scoreBadge(q.score)),
+      answerEvidence(q) ||
       h('p', {}, h('span', { class: 'muted' }, '我的回答：'), q.answer || '（未作答）'),
       q.good ? h('p', {}, h('span', { class: 'muted' }, '亮点：'), q.good) : null,
       q.missing ? h('p', {}, h('span', { class: 'muted' }, '不足：'), q.missing) : null,
@@ -1182,14 +1249,64 @@ function renderQaItems(items, id) {
       q.reference_answer ? h('p', {}, h('span', { class: 'muted' }, '参考答案：'), q.reference_answer) : null)));
 }
 
-function renderCodeSummary(code, id) {
+// A line diff (longest common subsequence) of two submissions: [[' ' | '+' | '-', line], ...].
+function lineDiff(before, after) {
+  const a = before.split('\n'), b = after.split('\n');
+  const n = a.length, m = b.length;
+  const lcs = Array.from({ length: n + 1 }, () => new Uint16Array(m + 1));
+  for (let i = n - 1; i >= 0; i -= 1) {
+    for (let j = m - 1; j >= 0; j -= 1) {
+      lcs[i][j] = a[i] === b[j] ? lcs[i + 1][j + 1] + 1 : Math.max(lcs[i + 1][j], lcs[i][j + 1]);
+    }
+  }
+  const out = [];
+  let i = 0, j = 0;
+  while (i < n || j < m) {
+    if (i < n && j < m && a[i] === b[j]) { out.push([' ', a[i]]); i += 1; j += 1; }
+    else if (i < n && (j >= m || lcs[i + 1][j] >= lcs[i][j + 1])) { out.push(['-', a[i]]); i += 1; }
+    else { out.push(['+', b[j]]); j += 1; }
+  }
+  return out;
+}
+
+function renderSubmissions(code, cites) {
+  const subs = code.evidence || [];
+  if (subs.length === 0) return null;
+  const cited = new Set(cites || []);
+  return h('ol', { class: 'code-submissions' }, subs.map((sub, k) => {
+    const prev = k > 0 ? subs[k - 1] : null;
+    const lines = prev ? lineDiff(prev.code || '', sub.code || '') : (sub.code || '').split('\n').map((l) => [' ', l]);
+    const changed = lines.filter(([op]) => op !== ' ').length;
+    return h('li', { class: 'code-submission', dataset: { submission: sub.id } },
+      h('div', { class: 'row' },
+        h('strong', {}, `第 ${sub.index} 次提交（${sub.language || ''}）`),
+        h('span', { class: sub.total && sub.passed === sub.total ? 'badge ok' : 'badge warn' }, `通过 ${sub.passed} / ${sub.total}`),
+        cited.has(sub.id) ? h('span', { class: 'badge' }, '评分依据') : null,
+        prev ? h('span', { class: 'muted' }, `与上次相比改动 ${changed} 行`) : null),
+      h('pre', { class: 'code-diff' }, lines.map(([op, text]) =>
+        h('span', { class: op === '+' ? 'diff-add' : op === '-' ? 'diff-del' : 'diff-same' }, `${prev ? op : ' '} ${text}\n`))),
+      sub.error ? h('p', { class: 'warn' }, sub.error) : null,
+      h('ul', { class: 'case-results' }, (sub.cases || []).map((c) => h('li', { class: c.passed ? 'ok' : 'warn' },
+        `用例 ${c.index}${c.visible ? '' : '（隐藏）'}：${c.passed ? '通过' : '未通过'}${c.error ? `（${c.error}）` : ''}`))));
+  }));
+}
+
+function renderCodeSummary(code, id, cites) {
   return h('div', { id },
     code.problem_title ? h('p', {}, `题目：${code.problem_title}`) : null,
     code.attempted
       ? h('p', {}, `提交 ${code.submissions} 次，最后一次通过 ${code.final_passed ?? 0} / ${code.total ?? 0} 个用例`,
         code.score != null ? h('span', {}, '，得分 ', scoreBadge(code.score)) : null)
       : h('p', { class: 'muted' }, '未提交代码。'),
-    code.comment ? h('p', {}, code.comment) : null);
+    code.comment ? h('p', {}, code.comment) : null,
+    renderSubmissions(code, cites));
+}
+
+function cheatThumb(c) {
+  if (!c.frame_url) return null;
+  const img = h('img', { class: 'cheat-thumb', alt: c.kind_zh || c.kind || '异常画面' });
+  mediaUrl(c.frame_url).then((url) => { img.src = url; }).catch(() => img.remove());
+  return img;
 }
 
 // The report's sections come from the interview's phases (any phase, also one this page has never
@@ -1208,7 +1325,7 @@ function renderSections(r) {
     if (s.type === 'qa') {
       section.append(h('h2', {}, `${s.title || s.phase}（${items.length} 题）`), renderQaItems(items, idFor('qa')));
     } else if (s.type === 'code') {
-      section.append(h('h2', {}, s.title || s.phase), renderCodeSummary(r.code || s.summary || {}, idFor('code')));
+      section.append(h('h2', {}, s.title || s.phase), renderCodeSummary(r.code || s.summary || {}, idFor('code'), r.code_cites));
     } else {
       section.append(h('h2', {}, s.title || s.phase), renderQaItems(items, undefined));
     }
@@ -1222,11 +1339,14 @@ function renderReport(card, r, id) {
   const cheats = r.cheat_events || [];
   const body = Array.isArray(r.sections) ? renderSections(r) : [
     h('h2', {}, `问答（${questions.length} 题）`), renderQaItems(questions, 'report-questions'),
-    h('h2', {}, '代码题'), renderCodeSummary(code, 'report-code')];
+    h('h2', {}, '代码题'), renderCodeSummary(code, 'report-code', r.code_cites)];
   fill(card, 
     h('div', { class: 'row', style: 'justify-content: space-between' },
       h('h1', {}, '面试报告'),
-      h('button', { class: 'secondary', onclick: () => go('#/interviews') }, '返回面试记录')),
+      h('div', { class: 'row' },
+        h('button', { class: 'secondary', id: 'export-pdf', onclick: () => download(`/interviews/${encodeURIComponent(id)}/report.pdf`, `面试报告-${id}.pdf`) }, '导出 PDF'),
+        h('button', { class: 'secondary', id: 'export-json', onclick: () => download(`/interviews/${encodeURIComponent(id)}/report.json`, `面试报告-${id}.json`) }, '导出 JSON'),
+        h('button', { class: 'secondary', onclick: () => go('#/interviews') }, '返回面试记录'))),
     r.position_name ? h('p', { class: 'muted' }, `${r.position_name}${r.company_name ? ` · ${r.company_name}` : ''}`
       + `${r.generated_at ? ` · 生成于 ${fmtTime(r.generated_at)}` : ''}`) : null,
     r.degraded ? h('p', { class: 'muted', id: 'report-degraded' }, '当前报告由规则评分生成，更详细的 AI 点评生成后会自动替换。') : null,
@@ -1239,8 +1359,9 @@ function renderReport(card, r, id) {
     ...body,
     h('h2', {}, '作弊检测'),
     cheats.length === 0 ? h('p', { class: 'ok', id: 'report-cheats' }, '未发现异常。') :
-      h('ul', { id: 'report-cheats' }, cheats.map((c) => h('li', {},
-        `${c.kind_zh || c.kind || '异常'}${c.seconds != null ? `，持续约 ${c.seconds} 秒` : ''}${c.phase ? `（${PHASE_LABELS[c.phase] || c.phase}）` : ''}`))),
+      h('ul', { id: 'report-cheats' }, cheats.map((c) => h('li', { class: 'cheat-item' },
+        `${c.kind_zh || c.kind || '异常'}${c.started_at ? `，${fmtTime(c.started_at)} 起` : ''}${c.seconds != null ? `，持续约 ${c.seconds} 秒` : ''}${c.phase ? `（${PHASE_LABELS[c.phase] || c.phase}）` : ''}`,
+        cheatThumb(c)))),
   );
 }
 

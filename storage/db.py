@@ -2,12 +2,13 @@
 database handle from here and the few driver names it needs re-exported below."""
 from __future__ import annotations
 
-from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorDatabase
+from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorDatabase, AsyncIOMotorGridFSBucket
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from gridfs.errors import NoFile
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 __all__ = ["connect", "create_indexes", "close", "DuplicateKeyError", "PyMongoError", "ASCENDING",
-           "DESCENDING", "AFTER", "BEFORE", "Database"]
+           "DESCENDING", "AFTER", "BEFORE", "Database", "gridfs_bucket", "NoFile"]
 
 AFTER = ReturnDocument.AFTER
 BEFORE = ReturnDocument.BEFORE
@@ -18,6 +19,12 @@ def connect(uri: str, database: str, *, timeout_ms: int = 10_000) -> tuple[Async
     client = AsyncIOMotorClient(uri, tz_aware=True, serverSelectionTimeoutMS=timeout_ms,
                                 connectTimeoutMS=timeout_ms, appname="mianshi")
     return client, client[database]
+
+
+def gridfs_bucket(db: AsyncIOMotorDatabase, name: str) -> AsyncIOMotorGridFSBucket:
+    """A GridFS bucket (``<name>.files`` / ``<name>.chunks``); the embedded server supports GridFS
+    (tests/test_recordings_store.py checks it)."""
+    return AsyncIOMotorGridFSBucket(db, bucket_name=name)
 
 
 async def ping(db: AsyncIOMotorDatabase) -> None:

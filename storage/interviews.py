@@ -309,6 +309,14 @@ class InterviewRepository:
         await transcripts.update_one({"_id": bucket_id(interview_id, n)},
                                      {"$set": {f"entries.{slot}.{k}": v for k, v in fields.items()}})
 
+    async def delete(self, interview_id: str) -> None:
+        """Delete the interview document (its report is inside it) and every transcript bucket."""
+        col, transcripts = await self._cols(interview_id)
+        if col is None:
+            return
+        await transcripts.delete_many({"interview_id": str(interview_id)})
+        await col.delete_one({"_id": str(interview_id)})
+
     async def load_transcript(self, interview_id: str) -> list[dict]:
         doc = await self._find(interview_id, {"transcript_count": 1})
         if doc is None:

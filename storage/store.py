@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from storage.interviews import InterviewRepository
+from storage.media import MediaRepository
 from storage.resumes import ResumeRepository, to_public as resume_public
 from storage.users import UserRepository
 
@@ -14,6 +15,7 @@ class Store:
         self.users = UserRepository(db)
         self.resumes = ResumeRepository(db)
         self.interviews = InterviewRepository(db)
+        self.media = MediaRepository(db)
 
     # --- core.interfaces.InterviewStore ---------------------------------------------------------
     async def load_interview(self, user_id: str, interview_id: str) -> dict | None:
@@ -54,6 +56,25 @@ class Store:
 
     async def load_transcript(self, interview_id: str) -> list[dict]:
         return await self.interviews.load_transcript(str(interview_id))
+
+    async def save_media(self, user_id: str, interview_id: str, media_id: str, *, kind: str, data: bytes,
+                         content_type: str, meta: dict | None = None) -> None:
+        """A recording of an utterance or a cheat frame (``core/recording.py``)."""
+        await self.media.put(user_id, str(interview_id), media_id, kind=kind, data=data,
+                             content_type=content_type, meta=meta)
+
+    async def sweep_media(self, cutoff) -> int:
+        """Retention: delete every recording and frame written before ``cutoff``."""
+        return await self.media.sweep(cutoff)
+
+    async def delete_interview(self, user_id: str, interview_id: str) -> bool:
+        """Everything of the interview: recordings, frames, transcript buckets, the interview and
+        its report. False if it is not ``user_id``'s."""
+        if await self.interviews.get_owned(user_id, str(interview_id)) is None:
+            return False
+        await self.media.delete_interview(str(interview_id))
+        await self.interviews.delete(str(interview_id))
+        return True
 
     # --- what core/report.py reads (beyond the protocol) ------------------------------------------
     async def claim_report(self, interview_id: str, owner: str, ttl_seconds: float) -> bool:

@@ -275,9 +275,9 @@ RECORD = {"position_name": "后端开发工程师", "position_type": "backend",
           "code": {"problem": {"title": "两数之和"}, "submissions": [{"language": "python", "passed": 3, "total": 5}]},
           "cheat_events": [{"kind": "tab_hidden", "started_at": 10.0, "ended_at": 12.0}]}
 REPORT = {"questions": [{"good": "答出了 RDB 和 AOF。", "missing": "没有讲两者的取舍。", "reference_answer": "RDB 快照与 AOF 日志……",
-                        "score": 5},
-                       {"good": "无", "missing": "没有回答。", "reference_answer": "按 STAR 展开……", "score": 7}],
-          "summary": "基础尚可，项目经历没有展开。", "overall_score": 4}
+                        "score": 5, "cites": []},
+                       {"good": "无", "missing": "没有回答。", "reference_answer": "按 STAR 展开……", "score": 7, "cites": []}],
+          "summary": "基础尚可，项目经历没有展开。", "overall_score": 4, "code_cites": []}
 
 
 async def test_llm_report_keeps_record_facts_and_zeroes_empty_answers():
@@ -292,7 +292,7 @@ async def test_llm_report_keeps_record_facts_and_zeroes_empty_answers():
     user = sent["messages"][1]["content"]
     data = json.loads(user[user.index("<data>\n") + 7:user.rindex("\n</data>")])
     assert data["questions"][0]["answer"] == RECORD["transcript"][0]["text"]
-    assert data["code"]["best_passed"] == 3 and data["cheat_events"] == [{"kind": "tab_hidden", "seconds": 2.0}]
+    assert data["code"]["best_passed"] == 3 and data["cheat_events"] == [{"id": "cheat-1", "kind": "tab_hidden", "seconds": 2.0}]
     assert sent["messages"][0]["content"] == load_prompt("report", "v1")
 
 

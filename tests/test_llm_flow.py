@@ -32,7 +32,9 @@ def router(request: dict) -> Reply:
         data = json.loads(request["messages"][1]["content"].split("<data>\n", 1)[1].rsplit("\n</data>", 1)[0])
         n = len(data["questions"])
         return Reply.ok({"questions": [{"good": "有思路。", "missing": "缺少细节。", "reference_answer": "参考……",
-                                        "score": 6}] * n, "summary": "整体尚可。", "overall_score": 6})
+                                        "score": 6, "cites": [u["id"] for u in q["utterances"]]}
+                                       for q in data["questions"]],
+                         "summary": "整体尚可。", "overall_score": 6, "code_cites": []})
     return Reply(400, {"error": {"message": "unknown task"}})
 
 

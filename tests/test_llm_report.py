@@ -28,9 +28,11 @@ FINISHED = {
 TRANSCRIPT = [{"phase": "intro", "question_index": None, "text": "大家好，我是李明", "source": "speech"},
               {"phase": "question", "question_index": 1, "text": "有 RDB 快照和 AOF 日志两种方式", "source": "speech"},
               {"phase": "question", "question_index": 2, "text": "订单中心重构，把单体拆成服务", "source": "text"}]
-LLM_REPORT = {"questions": [{"good": "答出了两种方式。", "missing": "没讲取舍。", "reference_answer": "RDB 与 AOF……", "score": 6},
-                            {"good": "有拆分经验。", "missing": "缺少数据。", "reference_answer": "STAR……", "score": 5}],
-              "summary": "基础扎实，项目描述偏简略。", "overall_score": 6}
+LLM_REPORT = {"questions": [{"good": "答出了两种方式。", "missing": "没讲取舍。", "reference_answer": "RDB 与 AOF……", "score": 6,
+                             "cites": []},
+                            {"good": "有拆分经验。", "missing": "缺少数据。", "reference_answer": "STAR……", "score": 5,
+                             "cites": []}],
+              "summary": "基础扎实，项目描述偏简略。", "overall_score": 6, "code_cites": []}
 
 
 async def finished_interview(store, **extra) -> str:

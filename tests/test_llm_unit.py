@@ -234,8 +234,11 @@ def test_question_answers_join_the_transcript_by_question_index():
 
 def test_code_and_cheat_sections():
     code = code_section(RECORD)
+    evidence = code.pop("evidence")                # every submission, as report evidence
+    assert [e["id"] for e in evidence] == ["submission-1", "submission-2"]
     assert code == {"problem_title": "两数之和", "attempted": True, "submissions": 2, "final_passed": 8,
-                    "best_passed": 8, "total": 8, "language": "python", "all_passed": True, "score": 10.0}
+                    "best_passed": 8, "total": 8, "language": "python", "all_passed": True, "score": 10.0,
+                    "final_id": "submission-2", "best_id": "submission-2"}
     # the final submission is judged, not the best one
     later_worse = dict(RECORD, code={"problem": {"title": "两数之和"},
                                      "submissions": RECORD["code"]["submissions"] + [

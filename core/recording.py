@@ -1,0 +1,213 @@
+"""What the candidate said and did, kept as evidence: one Ogg/Opus recording per final utterance
+and one small JPEG per cheat episode (the frame that opened it).
+
+``AudioRing`` keeps the last ``buffer_seconds`` of a session's audio keyed by sample position (the
+same positions as the speech pipeline's, which counts every sample it is fed: a final ``Transcript``
+says ``audio_start``/``audio_end`` in seconds of that stream). ``Recorder`` (one per session) gives
+every transcript entry its ``utterance_id`` and, for speech, cuts that span from the ring at once,
+then encodes and stores it in a task of its own: the session does not wait for it, a closing session
+does (the task is among the session writer's writes in flight). Encoding runs on the engine's blocking pool.
+
+No sanic, no motor: the store is the engine's (``save_media``; ``storage/media.py`` puts it in
+GridFS).
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import io
+import logging
+import secrets
+from typing import Any, Callable
+
+import numpy as np
+
+log = logging.getLogger("mianshi.recording")
+
+SAMPLE_RATE = 16000
+AUDIO_TYPE = "audio/ogg"        # Ogg/Opus
+FRAME_TYPE = "image/jpeg"
+
+
+def new_id() -> str:
+    return secrets.token_hex(8)
+
+
+class AudioRing:
+    """The most recent ``keep_samples`` samples (s16le mono) of a stream, by absolute position."""
+
+    def __init__(self, keep_samples: int) -> None:
+        if keep_samples < 1:
+            raise ValueError("keep_samples must be >= 1")
+        self.keep = int(keep_samples)
+        self._chunks: collections.deque[np.ndarray] = collections.deque()
+        self.start = 0           # position of the first kept sample
+        self.total = 0           # samples seen so far
+
+    def append(self, pcm: bytes) -> None:
+        if len(pcm) % 2:
+            raise ValueError("audio must hold whole 16-bit samples")
+        chunk = np.frombuffer(bytes(pcm), dtype="<i2")
+        if not chunk.size:
+            return
+        self._chunks.append(chunk)
+        self.total += chunk.size
+        while self._chunks and self.total - self.start - self._chunks[0].size >= self.keep:
+            self.start += self._chunks.popleft().size
+
+    def slice(self, start: int, end: int) -> np.ndarray:
+        """Samples ``[start, end)`` clipped to what is still kept (an empty array when none is)."""
+        start, end = max(int(start), self.start), min(int(end), self.total)
+        if end <= start:
+            return np.zeros(0, np.int16)
+        out, pos = [], self.start
+        for chunk in self._chunks:
+            a, b = pos, pos + chunk.size
+            if b > start and a < end:
+                out.append(chunk[max(0, start - a): min(chunk.size, end - a)])
+            if b >= end:
+                break
+            pos = b
+        return np.concatenate(out).astype(np.int16, copy=False)
+
+
+def encode_opus(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bytes:
+    """Ogg/Opus of int16 mono samples (libsndfile through ``soundfile``)."""
+    import soundfile as sf
+    if samples.size == 0:
+        raise ValueError("no audio to encode")
+    buf = io.BytesIO()
+    sf.write(buf, np.asarray(samples, dtype=np.int16), sample_rate, format="OGG", subtype="OPUS")
+    return buf.getvalue()
+
+
+def decode_audio(data: bytes) -> tuple[np.ndarray, int]:
+    """(float32 mono samples, sample rate) of an encoded file (tests, benchmark)."""
+    import soundfile as sf
+    samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=False)
+    return samples, int(rate)
+
+
+def thumbnail_jpeg(jpeg: bytes, width: int) -> bytes:
+    """The frame downscaled (never upscaled) to at most ``width`` pixels wide, as JPEG."""
+    from core import frames
+    image = frames.decode_frame(jpeg)
+    h, w = image.shape[:2]
+    if w > width:
+        image = frames.fit_for_detection(image, width, max(1, round(h * width / w)))
+    return frames.encode_jpeg(image, quality=75)
+
+
+class Recorder:
+    """One per session. ``utterance(t_start, t_end)`` -> the new entry's ``utterance_id`` (and its
+    recording, when recording is on and the entry is speech); ``frame(jpeg)`` -> a frame id (or None)."""
+
+    def __init__(self, *, store: Any, user_id: str, interview_id: str, settings: dict,
+                 run_blocking: Callable, track: Callable[[asyncio.Task], None]) -> None:
+        self.store = store
+        self.user_id = user_id
+        self.interview_id = interview_id
+        self.enabled = bool(settings.get("enabled", True)) and hasattr(store, "save_media")
+        self.frame_width = int(settings.get("frame_width", 320))
+        self.ring = AudioRing(int(float(settings.get("buffer_seconds", 120.0)) * SAMPLE_RATE)) if self.enabled else None
+        self._run_blocking = run_blocking
+        self._track = track
+        self.stats = {"recordings": 0, "bytes": 0, "frames": 0, "clipped": 0}
+
+    @classmethod
+    def for_session(cls, session) -> "Recorder":
+        engine = session.engine
+        loop_executor = engine.executor
+
+        async def run_blocking(fn, *args):
+            return await asyncio.get_running_loop().run_in_executor(loop_executor, fn, *args)
+
+        return cls(store=engine.store, user_id=session.user_id, interview_id=session.interview_id,
+                   settings=engine.config.get("recordings", {}), run_blocking=run_blocking,
+                   track=session.writer.track)
+
+    def feed(self, pcm: bytes) -> None:
+        if self.ring is not None:
+            self.ring.append(pcm)
+
+    def utterance(self, t_start: float | None, t_end: float | None) -> str:
+        uid = new_id()
+        if self.ring is None or t_start is None or t_end is None or t_end <= t_start:
+            return uid
+        start, end = round(t_start * SAMPLE_RATE), round(t_end * SAMPLE_RATE)
+        samples = self.ring.slice(start, end)
+        if samples.size < end - start:
+            self.stats["clipped"] += 1
+            log.warning("recording of utterance %s clipped: %d of %d samples still buffered "
+                        "(raise [recordings] buffer_seconds)", uid, samples.size, end - start)
+        if samples.size:
+            meta = {"audio_start": t_start, "audio_end": t_end, "duration": samples.size / SAMPLE_RATE}
+            self._spawn(self._store_audio(uid, samples.copy(), meta), uid)
+        return uid
+
+    def frame(self, jpeg: bytes | None) -> str | None:
+        if not self.enabled or not jpeg:
+            return None
+        fid = new_id()
+        self._spawn(self._store_frame(fid, bytes(jpeg)), fid)
+        return fid
+
+    def _spawn(self, coro, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=f"{self.interview_id}:media:{name}")
+        self._track(task)
+
+    async def _store_audio(self, uid: str, samples: np.ndarray, meta: dict) -> None:
+        data = await self._run_blocking(encode_opus, samples)
+        await self.store.save_media(self.user_id, self.interview_id, uid, kind="recording", data=data,
+                                    content_type=AUDIO_TYPE, meta=meta)
+        self.stats["recordings"] += 1
+        self.stats["bytes"] += len(data)
+
+    async def _store_frame(self, fid: str, jpeg: bytes) -> None:
+        data = await self._run_blocking(thumbnail_jpeg, jpeg, self.frame_width)
+        await self.store.save_media(self.user_id, self.interview_id, fid, kind="frame", data=data,
+                                    content_type=FRAME_TYPE, meta={})
+        self.stats["frames"] += 1
+
+
+class RetentionSweep:
+    """Deletes recordings and frames older than ``[recordings] retention_days``, at start and then
+    every ``sweep_interval_hours`` (the store's ``sweep_media(cutoff)``; the clock is injected)."""
+
+    def __init__(self, store: Any, clock: Any, settings: dict) -> None:
+        self.store = store
+        self.clock = clock
+        self.retention_days = float(settings.get("retention_days", 30.0))
+        self.interval = float(settings.get("sweep_interval_hours", 6.0)) * 3600.0
+        self._task: asyncio.Task | None = None
+        self.removed = 0
+
+    async def run_once(self, now=None) -> int:
+        from datetime import timedelta
+        from core.timeutil import utcnow
+        cutoff = (now or utcnow()) - timedelta(days=self.retention_days)
+        removed = await self.store.sweep_media(cutoff)
+        self.removed += removed
+        if removed:
+            log.info("retention: deleted %d recording(s)/frame(s) older than %s days", removed, self.retention_days)
+        return removed
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:      # the database is away: try again next round
+                log.warning("retention sweep failed: %s", exc)
+            await self.clock.sleep(self.interval)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._loop(), name="recordings-retention")
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None

@@ -1,0 +1,106 @@
+"""Recordings of the candidate's utterances and cheat-episode frames, in GridFS.
+
+One GridFS bucket per shard (``media_NN.files`` / ``media_NN.chunks``, the interview's shard, which
+is its owner's): an insert into the embedded server costs time proportional to the collection's size
+(README, "Storage"), so the buckets are spread like interviews and transcripts. Each file's ``_id``
+is its random media id (a utterance id or a frame id); ``metadata`` holds ``user_id``,
+``interview_id``, ``kind`` (``recording`` | ``frame``), ``content_type``, ``created_at`` and what the
+writer adds (a recording's ``audio_start``/``audio_end``/``duration``). Only the owner reads a file
+(``get`` returns None for anyone else, the routes answer 404)."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from storage.common import SHARDS, shard_name, utcnow
+from storage.interviews import interview_shard
+
+KINDS = ("recording", "frame")
+BUCKET = "media"
+
+
+class MediaRepository:
+    def __init__(self, db) -> None:
+        self.db = db
+
+    def _bucket(self, shard: int):
+        from storage.db import gridfs_bucket
+        return gridfs_bucket(self.db, shard_name(BUCKET, shard))
+
+    def _files(self, shard: int):
+        return self.db[f"{shard_name(BUCKET, shard)}.files"]
+
+    @staticmethod
+    def _shard(interview_id: str) -> int:
+        shard = interview_shard(interview_id)
+        if shard is None:
+            raise LookupError(f"no interview {interview_id!r}")
+        return shard
+
+    async def put(self, user_id: str, interview_id: str, media_id: str, *, kind: str, data: bytes,
+                  content_type: str, meta: dict | None = None) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"media kind must be one of {KINDS}, got {kind!r}")
+        if not data:
+            raise ValueError("empty media file")
+        metadata = {**(meta or {}), "user_id": user_id, "interview_id": str(interview_id), "kind": kind,
+                    "content_type": content_type, "created_at": utcnow()}
+        await self._bucket(self._shard(interview_id)).upload_from_stream_with_id(
+            str(media_id), f"{interview_id}/{kind}/{media_id}", bytes(data), metadata=metadata)
+
+    async def meta(self, user_id: str, interview_id: str, media_id: str, kind: str) -> dict | None:
+        """The file document if it is ``user_id``'s, of that interview and kind; else None."""
+        shard = interview_shard(interview_id)
+        if shard is None:
+            return None
+        doc = await self._files(shard).find_one({"_id": str(media_id)})
+        if doc is None:
+            return None
+        m = doc.get("metadata") or {}
+        if m.get("user_id") != user_id or m.get("interview_id") != str(interview_id) or m.get("kind") != kind:
+            return None
+        return doc
+
+    async def get(self, user_id: str, interview_id: str, media_id: str, kind: str) -> tuple[dict, bytes] | None:
+        doc = await self.meta(user_id, interview_id, media_id, kind)
+        if doc is None:
+            return None
+        from storage.db import NoFile
+        try:
+            stream = await self._bucket(self._shard(interview_id)).open_download_stream(doc["_id"])
+            return doc, await stream.read()
+        except NoFile:
+            return None
+
+    async def list_interview(self, interview_id: str) -> list[dict]:
+        """Every file document of the interview (tests, deletion)."""
+        shard = interview_shard(interview_id)
+        if shard is None:
+            return []
+        return await self._files(shard).find({"metadata.interview_id": str(interview_id)}).to_list(None)
+
+    async def delete_interview(self, interview_id: str) -> int:
+        """Delete every recording and frame of the interview; returns how many files went."""
+        docs = await self.list_interview(interview_id)
+        bucket = self._bucket(self._shard(interview_id)) if docs else None
+        for doc in docs:
+            await self._delete(bucket, doc["_id"])
+        return len(docs)
+
+    async def sweep(self, cutoff: datetime) -> int:
+        """Retention: delete every file written before ``cutoff`` (all shards); returns the count."""
+        removed = 0
+        for shard in range(SHARDS):
+            docs = await self._files(shard).find({"metadata.created_at": {"$lt": cutoff}}, {"_id": 1}).to_list(None)
+            bucket = self._bucket(shard)
+            for doc in docs:
+                removed += await self._delete(bucket, doc["_id"])
+        return removed
+
+    @staticmethod
+    async def _delete(bucket, file_id) -> int:
+        from storage.db import NoFile
+        try:
+            await bucket.delete(file_id)
+            return 1
+        except NoFile:            # deleted meanwhile (another sweep, a DELETE of the interview)
+            return 0
