@@ -724,14 +724,18 @@ class Session:
                 await self.send(ev.asr_result(event.text, event.is_final))
             if event.is_final and event.text:
                 await self.record_utterance(event.text, "speech", event.audio_start, event.audio_end)
+        elif isinstance(event, ev.AsrFailed):      # said so; the utterance is kept, marked, with no text
+            await self.send(ev.asr_failed(event.reason))
+            await self.record_utterance("", "speech", event.audio_start, event.audio_end, asr_failed=event.reason)
         self.events.put_nowait(event)
 
-    async def record_utterance(self, text: str, source: str, t_start: float | None, t_end: float | None) -> None:
+    async def record_utterance(self, text: str, source: str, t_start: float | None, t_end: float | None,
+                               **marks: Any) -> None:
         ctx, phase = self.ctx, self.phase
         # which of its prompts the candidate is answering: the phase says (its ``attribution``)
         where = dict(phase.attribution(ctx)) if phase is not None else {}
         entry = {**where, "phase": ctx.name if ctx is not None else "end", "text": text, "source": source,
-                 "t_start": t_start, "t_end": t_end, "at": utcnow()}
+                 "t_start": t_start, "t_end": t_end, "at": utcnow(), **marks}
         await self._fenced(self.engine.store.append_transcript(self.interview_id, [entry], epoch=self.epoch))
         self.engine.emit(self.interview_id, "utterance", entry)
 

@@ -29,7 +29,7 @@ import numpy as np
 
 from core.clock import Clock
 from core.config import CORE_SETTINGS
-from core.events import SpeechEnded, SpeechEvent, SpeechStarted, Transcript
+from core.events import AsrFailed, SpeechEnded, SpeechEvent, SpeechStarted, Transcript
 from core.interfaces import AsrContext, AsrEngine, Vad
 from core.itn import itn
 
@@ -453,14 +453,17 @@ class SpeechPipeline:
                 # is dropped (the final does the work); if it is running, its result is reused
                 self.scheduler.withdraw_prefinal(self.key)
                 await asyncio.gather(pre, return_exceptions=True)
+            failed = None
             try:
                 text = await self.scheduler.run_final(self.asr_stream.final, audio, context)
             except Exception as exc:
-                log.exception("final transcription failed")
+                log.warning("final transcription failed: %s", exc)
                 self.errors.append(exc)
-                text = ""
+                text, failed = "", str(getattr(exc, "reason", "") or type(exc).__name__)
             if prev is not None:
                 await asyncio.gather(prev, return_exceptions=True)
+            if failed is not None:      # said so, in the final's place: the session goes on
+                await self._emit(AsrFailed(failed, self.clock.now(), utt.start / SAMPLE_RATE, end / SAMPLE_RATE))
             text = itn((text or "").strip())      # numbers in one written form (core/itn.py)
             if text:
                 await self._emit(Transcript(text, True, self.clock.now(), utt.start / SAMPLE_RATE,
