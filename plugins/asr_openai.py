@@ -165,6 +165,9 @@ class OpenAiAsr:
     def stats(self) -> dict:
         return self._stats.snapshot()
 
+    def reset_stats(self) -> None:
+        self._stats = _Stats()
+
     def close(self) -> None:
         self.client.close()
 
@@ -242,9 +245,13 @@ class OpenAiAsr:
         text = tidy(strip_restart(text))
         if is_hallucination(text):
             return ""
+        return self.fix_terms(text, context)
+
+    def fix_terms(self, text: str, context: AsrContext | None) -> str:
+        """The sound-alike correction towards the context terms and the domain lexicon."""
         s = self.settings
         if s["use_context"] and s["term_fix"] and context is not None:
-            text = fix_terms(text, context, lexicon=bool(s["lexicon"]))
+            return fix_terms(text, context, lexicon=bool(s["lexicon"]))
         return text
 
     # --- admission ----------------------------------------------------------------------------

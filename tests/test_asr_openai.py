@@ -354,3 +354,49 @@ def test_parse_answer():
     for body in (b"<html>", b'{"txt": 1}', b"\xff\xfe", b"[1]"):
         with pytest.raises(RemoteAsrError):
             parse_answer(body, "")
+
+
+# --- the session: the client is told, the transcript keeps the utterance, the interview goes on ------
+async def test_session_reports_a_failed_utterance_and_goes_on(fake, app_server_factory, api_client):
+    import base64
+    import json
+
+    import websockets
+
+    from tests.ws_support import Inbox
+
+    server = await app_server_factory({
+        "engine": {"vad": "energy", "asr": "openai_asr", "phases": ["intro", "question"],
+                   "question_sources": ["bank"]},
+        "plugins": {"openai_asr": {"base_url": fake.url, "retries": 0, "partial_interval_seconds": 0.0}}})
+    client = await api_client(server)
+    resume_id = await client.create_resume()
+    interview_id = await client.create_interview()
+    ws = await websockets.connect(f"{server.ws_url}?token={client.token}", max_size=None)
+    try:
+        inbox = Inbox(ws)
+        await inbox.wait_for(lambda m: m["type"] == "connection_established")
+        await ws.send(json.dumps({"type": "create_stream", "interview_id": interview_id,
+                                  "resume_id": str(resume_id)}))
+        await inbox.wait_for(lambda m: m["type"] == "interview_message" and m["phase"] == "intro")
+
+        async def say(pcm: np.ndarray) -> None:
+            data = np.concatenate([pcm, silence(1.5)]).tobytes()
+            for i in range(0, len(data), 1280):
+                await ws.send(json.dumps({"type": "audio_frame", "end": False,
+                                          "audio_data": base64.b64encode(data[i:i + 1280]).decode()}))
+
+        fake.mode = "garbage"
+        await say(utterance(0))
+        err = await inbox.wait_for(lambda m: m["type"] == "error", timeout=30)
+        assert err["source"] == "asr" and err["reason"] == "bad_response" and err["text"]
+        fake.mode = "ok"
+        await say(utterance(1))
+        final = await inbox.wait_for(lambda m: m["type"] == "asr_result" and m["is_final"], timeout=30)
+        assert final["text"] == "我们用了Redis做缓存"
+    finally:
+        await ws.close()
+    transcript = await server.store.load_transcript(interview_id)
+    speech = [e for e in transcript if e["source"] == "speech"]
+    assert [(e["text"], e.get("asr_failed")) for e in speech] == [("", "bad_response"), ("我们用了Redis做缓存", None)]
+    assert speech[0]["t_end"] <= speech[1]["t_start"]
