@@ -165,6 +165,16 @@ class OpenAiAsr:
     def stats(self) -> dict:
         return self._stats.snapshot()
 
+    def summary(self) -> dict:
+        """The counts and request latency p50/p95 in ms (``GET /-/stats`` reports it as ``asr``)."""
+        from core.loopmon import percentile
+        st = self.stats()
+        lat = st.pop("latency_s")
+        for kind, values in lat.items():
+            st[f"{kind}_ms_p50"] = round(percentile(values, 50) * 1000, 1)
+            st[f"{kind}_ms_p95"] = round(percentile(values, 95) * 1000, 1)
+        return st
+
     def reset_stats(self) -> None:
         self._stats = _Stats()
 

@@ -400,3 +400,8 @@ async def test_session_reports_a_failed_utterance_and_goes_on(fake, app_server_f
     speech = [e for e in transcript if e["source"] == "speech"]
     assert [(e["text"], e.get("asr_failed")) for e in speech] == [("", "bad_response"), ("我们用了Redis做缓存", None)]
     assert speech[0]["t_end"] <= speech[1]["t_start"]
+    import httpx
+    async with httpx.AsyncClient() as http:          # the operator sees the remote requests
+        asr = (await http.get(server.base_url + "/-/stats")).json()["asr"]
+    assert (asr["finals_ok"], asr["finals_failed"], asr["failures"]) == (1, 1, {"bad_response": 1})
+    assert asr["final_ms_p95"] > 0
