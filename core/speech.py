@@ -307,6 +307,11 @@ class SpeechPipeline:
         self._ensure_worker()
         await self._queue.put(bytes(pcm))
 
+    @property
+    def backlog(self) -> int:
+        """Frames fed but not yet through the VAD (the internal queue's length)."""
+        return self._queue.qsize()
+
     async def end_of_stream(self) -> None:
         """The client stopped sending (end:true): close an open utterance and emit its final."""
         if self._closed:
@@ -457,7 +462,8 @@ class SpeechPipeline:
             try:
                 text = await self.scheduler.run_final(self.asr_stream.final, audio, context)
             except Exception as exc:
-                log.warning("final transcription failed: %s", exc)
+                # a recogniser's reported failure (RemoteAsrError has a reason) needs no traceback
+                log.warning("final transcription failed: %s", exc, exc_info=not hasattr(exc, "reason"))
                 self.errors.append(exc)
                 text, failed = "", str(getattr(exc, "reason", "") or type(exc).__name__)
             if prev is not None:
