@@ -322,14 +322,15 @@ class OpenAiAsrStream:
     def final(self, pcm: np.ndarray, context: AsrContext) -> str:
         e = self.engine
         self._sent = 0
-        e.wait_slot()
         try:
-            text = e.transcribe(pcm, context, final=True)
+            e.wait_slot()
+            try:
+                text = e.transcribe(pcm, context, final=True)
+            finally:
+                e.release_slot()
         except RemoteAsrError:
             e._stats.add("finals_failed")
             raise
-        finally:
-            e.release_slot()
         e._stats.add("finals_ok")
         return text
 

@@ -407,3 +407,14 @@ async def test_session_reports_a_failed_utterance_and_goes_on(fake, app_server_f
     assert stats["asr"]["finals"] == 2 and stats["speech_backlog_frames"]["max"] == 0
     assert (asr["finals_ok"], asr["finals_failed"], asr["failures"]) == (1, 1, {"bad_response": 1})
     assert asr["final_ms_p95"] > 0
+
+
+def test_a_final_that_finds_no_free_slot_in_time_is_reported_busy(fake):
+    asr = OpenAiAsr({"base_url": fake.url, "max_concurrency": 1, "timeout_seconds": 0.2, "retries": 0})
+    assert asr.try_slot()            # the only slot is taken (as by a request in flight)
+    with pytest.raises(RemoteAsrError) as err:
+        asr.open_stream().final(utterance(), CONTEXT)
+    assert err.value.reason == "busy" and fake.forms == []
+    assert asr.stats()["failures"] == {"busy": 1} and asr.stats()["finals_failed"] == 1
+    asr.release_slot()
+    assert asr.open_stream().final(utterance(), CONTEXT) == "我们用了Redis做缓存"
