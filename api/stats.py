@@ -1,4 +1,6 @@
-"""``GET /-/stats``: live sessions, event-loop lag and memory (for operators and the benchmarks).
+"""``GET /-/stats``: live sessions, event-loop lag and memory (for operators and the benchmarks), and
+the speech streams' audio backlog; with a remote recogniser (``openai_asr``) its request counts and
+latencies as ``asr_remote``.
 ``POST /-/stats/reset`` clears the lag window. Both are ``operator_only`` (api/auth.py)."""
 from __future__ import annotations
 
@@ -16,8 +18,18 @@ bp = Blueprint("stats")
 @operator_only
 async def stats(request):
     app = request.app
+    asr_summary = getattr(app.ctx.engine.asr, "summary", None)     # a remote recogniser's requests
     return json({"success": True, **app.ctx.engine.stats(), "rss_bytes": rss_bytes(),
-                 "tasks": len(asyncio.all_tasks()), "loop": app.ctx.loop_monitor.snapshot()})
+                 "tasks": len(asyncio.all_tasks()), "loop": app.ctx.loop_monitor.snapshot(),
+                 "speech_backlog_frames": speech_backlog(app.ctx.engine),
+                 **({"asr_remote": asr_summary()} if asr_summary else {})})
+
+
+def speech_backlog(engine) -> dict:
+    """Audio frames received but not yet through the VAD, over the open speech streams: a server
+    that keeps up has a few at most; a growing backlog means sessions fall behind real time."""
+    sizes = [s.speech.backlog for s in engine.sessions.values() if s.speech is not None]
+    return {"max": max(sizes, default=0), "total": sum(sizes)}
 
 
 @bp.post("/-/stats/reset")

@@ -9,6 +9,12 @@ configured VAD and ASR plugins and core.speech.SpeechPipeline.
     .venv/bin/python bench/bench_asr.py --quick              # 1 stream only (3 passes over the set)
     .venv/bin/python bench/bench_asr.py --quick --passes 1   # 1 stream, the set once (~1.5 min)
     .venv/bin/python bench/bench_asr.py --quick --set whisper.term_fix=false   # try a setting
+    .venv/bin/python bench/bench_asr.py --remote http://127.0.0.1:8000/v1 --quick   # through openai_asr
+
+``--remote URL`` recognises through the remote plugin (``openai_asr``, plugins/asr_openai.py) against
+the OpenAI-compatible server at URL (e.g. ``faster-whisper-server data/models/whisper-base``, the
+same Whisper base weights as the local plugin); it adds the plugin's request latencies and skip
+counts. CPU s per audio s is then this (client) process only, not the server's.
 
 Each stream is one session that plays every recording of ../shared/audio/zh (1 s of silence before
 the first, ``--gap`` seconds between them). Reported:
@@ -324,10 +330,26 @@ def apply_override(config: dict, item: str) -> None:
     print(f"override: {section}.{key} = {value!r}")
 
 
+def print_remote_stats(asr) -> None:
+    """The remote plugin's own counts and request latencies (nothing for local plugins); reset."""
+    stats = getattr(asr, "stats", None)
+    if stats is None:
+        return
+    st = stats()
+    lat = st.pop("latency_s")
+    print("remote requests               " + ", ".join(f"{k} {v}" for k, v in st.items()))
+    for kind, values in lat.items():
+        if values:
+            print(f"remote {kind:7s} request p50 / p95  {pct(values, 50):.2f} s / {pct(values, 95):.2f} s"
+                  f"   ({len(values)} requests)")
+    asr.reset_stats()
+
+
 def make_plugins(vad_name, asr_name, config):
     pm = make_plugin_manager(load_entry_points=False,
                              default_plugins=("plugins.vad_energy", "plugins.vad_fsmn",
-                                              "plugins.asr_whisper", "plugins.asr_funasr"))
+                                              "plugins.asr_whisper", "plugins.asr_funasr",
+                                              "plugins.asr_openai"))
     regs = collect(pm)
     from core.clock import SystemClock as _C
     from core.config import data_dir
@@ -364,9 +386,14 @@ def main() -> int:
     ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                     help="override a setting for this run: whisper.whole_max_s=4 (a [plugins.*] table) "
                          "or speech.pause_partial_s=0.2 (the [speech] table); value parsed as TOML")
+    ap.add_argument("--remote", metavar="URL",
+                    help="recognise through the openai_asr plugin against this /v1 base URL")
     args = ap.parse_args()
 
     config = load_config()
+    if args.remote:
+        config.setdefault("plugins", {}).setdefault("openai_asr", {})["base_url"] = args.remote
+        args.asr = "openai_asr"
     for item in args.set:
         apply_override(config, item)
     context_mode = False if args.no_context else ("no-hints" if args.no_hints else True)
@@ -419,6 +446,7 @@ def main() -> int:
         print(f"pipeline errors               {r['errors']}")
         print(f"scheduler                     {scheduler.stats}")
         print("worker seconds by kind        " + ", ".join(f"{k} {v:.1f}" for k, v in scheduler.busy_seconds.items()))
+        print_remote_stats(asr)
         if args.quick:
             return 0
         print("\n== simultaneous real-time streams (target: speech end -> final p95 <= 1.5 s) ==")
@@ -440,6 +468,7 @@ def main() -> int:
                   f" {scheduler.stats['prefinals_withdrawn']} skipped {scheduler.stats['prefinals_skipped']};"
                   f" finals {scheduler.stats['finals']}; hits {rn['speculative_hits']}; worker s "
                   + "/".join(f"{v:.0f}" for v in scheduler.busy_seconds.values()) + ")")
+            print_remote_stats(asr)
             if p95 <= 1.5:
                 best = n
             elif not args.streams:

@@ -260,7 +260,18 @@ class Transcript:
     audio_end: float = 0.0
 
 
-SpeechEvent = Union[SpeechStarted, SpeechEnded, Transcript]
+@dataclass(frozen=True)
+class AsrFailed:
+    """The recogniser gave no text for an utterance (a remote server down, slow or answering
+    garbage): in the place of its final ``Transcript``. ``reason`` as ``RemoteAsrError.reason``."""
+    reason: str
+    t: float
+    audio_start: float = 0.0
+    audio_end: float = 0.0
+    is_final: bool = True
+
+
+SpeechEvent = Union[SpeechStarted, SpeechEnded, Transcript, AsrFailed]
 
 
 @dataclass(frozen=True)
@@ -347,6 +358,15 @@ def tts_audio(message_id: str, seq: int, sample_rate: int, pcm: bytes, last: boo
 
 def tts_stop(message_id: str) -> dict:
     return {"type": "tts_stop", "message_id": message_id}
+
+
+TEXT_ASR_FAILED = "语音识别暂时不可用，刚才这段话没有识别出来，请重说一遍或打字回答"
+
+
+def asr_failed(reason: str) -> dict:
+    """The ``error`` sent for an utterance the recogniser could not transcribe (``source: "asr"``
+    and the ``reason`` are additions a guide-only client can ignore)."""
+    return error(TEXT_ASR_FAILED, source="asr", reason=reason)
 
 
 def error(text: str, **extra: Any) -> dict:

@@ -33,6 +33,7 @@ BUILTIN: dict[str, dict[str, tuple[str, ...]]] = {
     "plugins.vad_fsmn": {"vad": ("fsmn",)},
     "plugins.asr_whisper": {"asr": ("whisper",)},
     "plugins.asr_funasr": {"asr": ("funasr",)},
+    "plugins.asr_openai": {"asr": ("openai_asr",)},
     "plugins.llm": {"question_source": ("llm",), "scorer": ("llm",), "corrector": ("llm",)},
     "plugins.vision_blazeface": {"cheat_detector": ("blazeface",)},
     "plugins.vision_haar": {"cheat_detector": ("haar",)},

@@ -467,6 +467,8 @@ class SessionInputs:
     async def _speech_event(self, event) -> None:
         if isinstance(event, ev.Transcript) and event.text:
             await self.send(ev.asr_result(event.text, event.is_final))
+        elif isinstance(event, ev.AsrFailed):      # said so; the utterance is kept, marked, with no text
+            await self.send(ev.asr_failed(event.reason))
         if self.corrections is not None:
             if self._ordered is None:
                 self._ordered = asyncio.Queue()
@@ -475,7 +477,12 @@ class SessionInputs:
             return
         if isinstance(event, ev.Transcript) and event.is_final and event.text:
             await self.record(event.text, "speech", event.audio_start, event.audio_end)
+        elif isinstance(event, ev.AsrFailed):
+            await self._record_failed(event)
         self.post(event)
+
+    async def _record_failed(self, event: ev.AsrFailed) -> None:
+        await self.record("", "speech", event.audio_start, event.audio_end, asr_failed=event.reason)
 
     async def _correct_in_order(self) -> None:
         queue = self._ordered
@@ -484,6 +491,8 @@ class SessionInputs:
             try:
                 if isinstance(event, ev.Transcript) and event.is_final and event.text:
                     event = await self._corrected(event)
+                elif isinstance(event, ev.AsrFailed):
+                    await self._record_failed(event)
                 self.post(event)
             except asyncio.CancelledError:
                 raise
@@ -617,11 +626,13 @@ class Session:
         self.voice.speak(tagged["message_id"], message["text"])
 
     # -- what the session records -------------------------------------------------------------------
-    async def record_utterance(self, text: str, source: str, t_start: float | None, t_end: float | None) -> int:
-        """Store a final or typed answer where the current phase says it belongs; its position."""
+    async def record_utterance(self, text: str, source: str, t_start: float | None, t_end: float | None,
+                               **marks: Any) -> int:
+        """Store a final or typed answer where the current phase says it belongs (``marks``: e.g.
+        ``asr_failed``, why a heard utterance has no text); its position."""
         entry = {**self.runner.attribution(), "text": text, "source": source,
                  "utterance_id": self.recorder.utterance(t_start, t_end),
-                 "t_start": t_start, "t_end": t_end, "at": utcnow()}
+                 "t_start": t_start, "t_end": t_end, "at": utcnow(), **marks}
         position = await self.writer.append_transcript(entry)
         self.engine.emit(self.interview_id, "utterance", entry)
         return position

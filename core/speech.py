@@ -29,7 +29,7 @@ import numpy as np
 
 from core.clock import Clock
 from core.config import CORE_SETTINGS
-from core.events import SpeechEnded, SpeechEvent, SpeechStarted, Transcript
+from core.events import AsrFailed, SpeechEnded, SpeechEvent, SpeechStarted, Transcript
 from core.interfaces import AsrContext, AsrEngine, Vad
 from core.itn import itn
 
@@ -307,6 +307,11 @@ class SpeechPipeline:
         self._ensure_worker()
         await self._queue.put(bytes(pcm))
 
+    @property
+    def backlog(self) -> int:
+        """Frames fed but not yet through the VAD (the internal queue's length)."""
+        return self._queue.qsize()
+
     async def end_of_stream(self) -> None:
         """The client stopped sending (end:true): close an open utterance and emit its final."""
         if self._closed:
@@ -453,14 +458,18 @@ class SpeechPipeline:
                 # is dropped (the final does the work); if it is running, its result is reused
                 self.scheduler.withdraw_prefinal(self.key)
                 await asyncio.gather(pre, return_exceptions=True)
+            failed = None
             try:
                 text = await self.scheduler.run_final(self.asr_stream.final, audio, context)
             except Exception as exc:
-                log.exception("final transcription failed")
+                # a recogniser's reported failure (RemoteAsrError has a reason) needs no traceback
+                log.warning("final transcription failed: %s", exc, exc_info=not hasattr(exc, "reason"))
                 self.errors.append(exc)
-                text = ""
+                text, failed = "", str(getattr(exc, "reason", "") or type(exc).__name__)
             if prev is not None:
                 await asyncio.gather(prev, return_exceptions=True)
+            if failed is not None:      # said so, in the final's place: the session goes on
+                await self._emit(AsrFailed(failed, self.clock.now(), utt.start / SAMPLE_RATE, end / SAMPLE_RATE))
             text = itn((text or "").strip())      # numbers in one written form (core/itn.py)
             if text:
                 await self._emit(Transcript(text, True, self.clock.now(), utt.start / SAMPLE_RATE,

@@ -318,7 +318,7 @@ class SessionVoice:
         """Pass a speech event to ``deliver`` (the session's normal path), hold it, or drop it."""
         async with self._gate:
             start = getattr(event, "audio_start", None)
-            if isinstance(event, ev.Transcript) and start in self._dropped:
+            if isinstance(event, (ev.Transcript, ev.AsrFailed)) and start in self._dropped:
                 if event.is_final:
                     self._dropped.discard(start)
                 return

@@ -1,11 +1,9 @@
 """The FunASR plugin's streaming path, offline: a small, randomly initialised Paraformer-streaming
 model built from funasr's own classes and config (the real weights cannot be downloaded here).
 Accuracy is not asserted; chunking, the streaming cache, the final flush and the reset are."""
-import json
 
 import numpy as np
 import pytest
-import yaml
 
 from core.clock import SystemClock
 from core.events import SpeechEnded, SpeechStarted, Transcript
@@ -15,54 +13,16 @@ from core.speech import AsrScheduler, SpeechPipeline
 from plugins._term_fix import fix_terms
 from plugins.asr_funasr import FunAsr
 from plugins.vad_energy import EnergyVad
+from tests.asr_remote_support import build_model_dir
 from tests.asr_support import frames, load, silence
 
-# paraformer-zh-streaming's architecture (SANM chunk encoder, SANM decoder, CIF predictor, online
-# LFR frontend), shrunk: 2 blocks of width 64 instead of 50/16 blocks of 512.
-CONFIG = {
-    "model": "ParaformerStreaming",
-    "model_conf": {"ctc_weight": 0.0, "lsm_weight": 0.1, "length_normalized_loss": True,
-                   "predictor_weight": 1.0, "predictor_bias": 1, "sampling_ratio": 0.75},
-    "encoder": "SANMEncoderChunkOpt",
-    "encoder_conf": {"output_size": 64, "attention_heads": 2, "linear_units": 128, "num_blocks": 2,
-                     "dropout_rate": 0.1, "positional_dropout_rate": 0.1, "attention_dropout_rate": 0.1,
-                     "input_layer": "pe_online", "pos_enc_class": "SinusoidalPositionEncoder",
-                     "normalize_before": True, "kernel_size": 11, "sanm_shfit": 0,
-                     "selfattention_layer_type": "sanm", "chunk_size": [12, 15], "stride": [8, 10],
-                     "pad_left": [0, 0], "encoder_att_look_back_factor": [4, 4],
-                     "decoder_att_look_back_factor": [1, 1]},
-    "decoder": "ParaformerSANMDecoder",
-    "decoder_conf": {"attention_heads": 2, "linear_units": 128, "num_blocks": 2, "dropout_rate": 0.1,
-                     "positional_dropout_rate": 0.1, "self_attention_dropout_rate": 0.1,
-                     "src_attention_dropout_rate": 0.1, "att_layer_num": 2, "kernel_size": 11,
-                     "sanm_shfit": 5},
-    "predictor": "CifPredictorV2",
-    "predictor_conf": {"idim": 64, "threshold": 1.0, "l_order": 1, "r_order": 1, "tail_threshold": 0.45},
-    "frontend": "WavFrontendOnline",
-    "frontend_conf": {"fs": 16000, "window": "hamming", "n_mels": 80, "frame_length": 25,
-                      "frame_shift": 10, "lfr_m": 7, "lfr_n": 6, "dither": 0.0},
-    "tokenizer": "CharTokenizer",
-    "tokenizer_conf": {"unk_symbol": "<unk>"},
-}
 TOKENS = ["<blank>", "<s>", "</s>"] + list("面试官您好我叫李明的是说完了") + ["<unk>"]
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    import torch
-    import funasr.models  # noqa: F401  (registers the classes)
-    from funasr.register import tables
-    d = tmp_path_factory.mktemp("paraformer-tiny")
-    (d / "config.yaml").write_text(yaml.safe_dump(CONFIG, allow_unicode=True), encoding="utf-8")
-    (d / "tokens.json").write_text(json.dumps(TOKENS, ensure_ascii=False), encoding="utf-8")
-    cls = tables.model_classes.get("ParaformerStreaming")
-    torch.manual_seed(0)
-    model = cls(**CONFIG["model_conf"], encoder=CONFIG["encoder"], encoder_conf=CONFIG["encoder_conf"],
-                decoder=CONFIG["decoder"], decoder_conf=CONFIG["decoder_conf"],
-                predictor=CONFIG["predictor"], predictor_conf=CONFIG["predictor_conf"],
-                input_size=80 * 7, vocab_size=len(TOKENS))
-    torch.save(model.state_dict(), d / "model.pt")
-    return d
+    # paraformer-zh-streaming's architecture, shrunk (tests/asr_remote_support.py)
+    return build_model_dir(tmp_path_factory.mktemp("paraformer-tiny"), streaming=True, tokens=TOKENS)
 
 
 @pytest.fixture(scope="module")

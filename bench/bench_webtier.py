@@ -1,0 +1,266 @@
+"""Web-tier benchmark with ASR served elsewhere (issue 15): how many concurrent streaming sessions one
+server instance holds with event-loop lag p99 under 50 ms (target: >= 100).
+
+    .venv/bin/python bench/bench_webtier.py                      # levels 25,50,75,100,125,150
+    .venv/bin/python bench/bench_webtier.py --levels 50,100 --seconds 30 --delay 0.15
+    .venv/bin/python bench/bench_webtier.py --vad energy --no-vision   # what FSMN and the detectors cost
+
+Starts two processes: the real server (``sanic_app.py``, plugins.toml as it is - FSMN VAD, the
+default vision detectors on every JPEG, the embedded database - except ``[engine] asr =
+"openai_asr"`` pointing at the second process) and ``bench/asr_standin.py``, a FAST STAND-IN for the
+remote recogniser that answers every request after ``--delay`` seconds without recognising anything.
+The stand-in is acceptable here only because this benchmark measures the web tier: a real recogniser
+would run on other machines (README, "Remote ASR"); with it on these 2 cores the numbers would measure
+the recogniser.
+
+For each level N, N clients (one user, one interview each, real WebSockets from this process) send
+``create_stream``, then a 40 ms audio frame every 40 ms (Mandarin recordings with 1 s of silence
+after each, looped, each client at another offset) and one JPEG a
+second for ``--seconds``; the server's event-loop lag (``GET /-/stats``: a 10 ms timer's lateness,
+core/loopmon.py) is read over the last 75 % of that window, and every second the largest audio backlog
+of any session (frames received but not yet through the VAD). A level is held when lag p99 < 50 ms
+AND no session was more than 1 s of audio behind: a loop can stay responsive while the VAD thread
+falls behind. Printed per level: lag p50/p99/max, the backlog, the sessions open, the ASR requests the stand-in answered, the finals/partials/errors the clients
+received, and the CPU seconds the server and this client process used per wall second. Everything
+runs on one 2-core machine (the clients too): the client's CPU is load the server would not have.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import httpx  # noqa: E402
+import websockets  # noqa: E402
+
+from bench_session import INTERVIEW, RESUME, frames_of, free_port, jpeg_frame, read_pcm, stop_server  # noqa: E402
+
+ADMIN = "webtier-" + uuid.uuid4().hex
+MAX_BACKLOG = 25          # frames (40 ms each) a session may have waiting for the VAD: 1 s behind real time
+CLIPS = ("intro_01.wav", "intro_02.wav", "intro_03.wav", "answer_long.wav")
+
+
+def proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a process so far (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def write_config(data: Path, asr_url: str, max_concurrency: int, vad: str | None = None,
+                 vision: bool = True) -> Path:
+    """plugins.toml with the remote plugin selected and room for many connections of one user;
+    ``vad`` another VAD plugin, ``vision=False`` no cheat detectors (to show what they cost)."""
+    text = (ROOT / "plugins.toml").read_text(encoding="utf-8")
+    edits = []
+    if vad:
+        edits.append(('\nvad = "fsmn"', f'\nvad = "{vad}"'))
+    if not vision:
+        edits.append(('\ncheat_detectors = ["blazeface", "facemesh_pose"]', "\ncheat_detectors = []"))
+    for old, new in edits + [('\nasr = "whisper"', f'\nasr = "openai_asr"\nasr_workers = {max_concurrency}'),
+                     ("ws_connections_per_user = 4", "ws_connections_per_user = 10000"),
+                     ("[plugins.openai_asr]", f'[plugins.openai_asr]\nbase_url = "{asr_url}"'),
+                     ("\nmax_concurrency = 4 ", f"\nmax_concurrency = {max_concurrency} ")]:
+        if old not in text:
+            raise SystemExit(f"plugins.toml no longer has {old.strip()!r}: update bench/bench_webtier.py")
+        text = text.replace(old, new, 1)
+    path = data / "webtier.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+class Servers:
+    def __init__(self, delay: float, max_concurrency: int, vad: str | None, vision: bool) -> None:
+        self.data = Path(tempfile.mkdtemp(prefix="mianshi-webtier-"))
+        asr_port, port = free_port(), free_port()
+        self.asr_base = f"http://127.0.0.1:{asr_port}"
+        self.asr_log = open(self.data / "asr_standin.log", "wb")
+        self.asr = subprocess.Popen([sys.executable, str(ROOT / "bench" / "asr_standin.py"), "--port",
+                                     str(asr_port), "--delay", str(delay)], cwd=str(ROOT),
+                                    stdout=self.asr_log, stderr=subprocess.STDOUT)
+        config = write_config(self.data, self.asr_base + "/v1", max_concurrency, vad, vision)
+        env = dict(os.environ, PORT=str(port), MIANSHI_DATA_DIR=str(self.data), MIANSHI_CONFIG=str(config),
+                   MIANSHI_ADMIN_TOKEN=ADMIN)
+        env.setdefault("MALLOC_ARENA_MAX", "2")         # as scripts/run-server.sh starts the server
+        env.pop("MONGODB_URI", None)
+        self.log = open(self.data / "server.log", "wb")
+        self.proc = subprocess.Popen([sys.executable, str(ROOT / "sanic_app.py")], env=env, cwd=str(ROOT),
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        self.base = f"http://127.0.0.1:{port}"
+        self.ws = f"ws://127.0.0.1:{port}/ws/webrtc/"
+
+    async def stats(self, http: httpx.AsyncClient) -> dict:
+        r = await http.get(self.base + "/-/stats", headers={"Authorization": f"Bearer {ADMIN}"})
+        r.raise_for_status()
+        return r.json()
+
+    async def asr_stats(self, http: httpx.AsyncClient) -> dict:
+        return (await http.get(self.asr_base + "/stats")).json()
+
+    async def up(self, http: httpx.AsyncClient, timeout: float = 300) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for p, name in ((self.proc, "server.log"), (self.asr, "asr_standin.log")):
+                if p.poll() is not None:
+                    raise RuntimeError(f"a process exited early, see {self.data / name}")
+            try:
+                await self.stats(http)
+                await self.asr_stats(http)
+                return
+            except httpx.HTTPError:
+                await asyncio.sleep(0.5)
+        raise RuntimeError("server did not come up")
+
+    def stop(self) -> None:
+        stop_server(self.proc, 60)
+        stop_server(self.asr, 10)
+        self.log.close()
+        self.asr_log.close()
+
+
+async def session(servers: Servers, token: str, resume_id: int, audio: list[str], video: str,
+                  offset: int, seconds: float, ready: asyncio.Barrier, counts: dict) -> None:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(timeout=120) as http:
+        r = await http.post(servers.base + "/interviews/create/", json=INTERVIEW, headers=headers)
+        interview_id = r.json()["id"]
+    async with websockets.connect(f"{servers.ws}?token={token}", max_size=None, open_timeout=120) as ws:
+        await ws.recv()
+        await ws.send(json.dumps({"type": "create_stream", "interview_id": interview_id, "resume_id": resume_id}))
+
+        async def reader():
+            try:
+                async for raw in ws:
+                    msg = json.loads(raw)
+                    key = msg["type"] + (":final" if msg.get("is_final") else "")
+                    counts[key] = counts.get(key, 0) + 1
+            except websockets.ConnectionClosed:
+                return              # the sender sees it too and reports it
+
+        reading = asyncio.create_task(reader())
+        await ready.wait()
+        start = time.monotonic()
+        i = 0
+        while time.monotonic() - start < seconds:
+            await ws.send(audio[(offset + i) % len(audio)])
+            if i % 25 == offset % 25:
+                await ws.send(video)
+            i += 1
+            await asyncio.sleep(max(0.0, start + i * 0.04 - time.monotonic()))
+        reading.cancel()
+
+
+async def level(servers: Servers, http: httpx.AsyncClient, token: str, resume_id: int, n: int,
+                seconds: float, audio: list[str], video: str) -> dict:
+    ready = asyncio.Barrier(n + 1)
+    counts: dict = {}
+    tasks = [asyncio.create_task(session(servers, token, resume_id, audio, video, k * 37, seconds, ready, counts))
+             for k in range(n)]
+    await ready.wait()
+    asr_before = await servers.asr_stats(http)
+    await asyncio.sleep(seconds * 0.2)                 # ramp: every client streaming
+    await http.post(servers.base + "/-/stats/reset", headers={"Authorization": f"Bearer {ADMIN}"})
+    cpu_s, cpu_c, t0 = proc_cpu(servers.proc.pid), proc_cpu(os.getpid()), time.monotonic()
+    backlogs = []                                      # each second: the most frames any session had waiting
+    while time.monotonic() - t0 < seconds * 0.75:
+        await asyncio.sleep(1.0)
+        backlogs.append((await servers.stats(http))["speech_backlog_frames"]["max"])
+    busy = await servers.stats(http)
+    wall = time.monotonic() - t0
+    cpu = ((proc_cpu(servers.proc.pid) - cpu_s) / wall, (proc_cpu(os.getpid()) - cpu_c) / wall)
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    asr_after = await servers.asr_stats(http)
+    failed = [r for r in results if isinstance(r, BaseException)]
+    return {"n": n, "loop": busy["loop"], "sessions": busy.get("sessions"), "rss_mb": busy["rss_bytes"] / 2**20,
+            "cpu": cpu, "counts": counts, "client_failures": len(failed),
+            "first_failure": repr(failed[0]) if failed else "",
+            "asr_requests": asr_after["requests"] - asr_before["requests"], "asr_bad": asr_after["bad"],
+            "asr": busy.get("asr_remote") or {}, "backlog": max(backlogs, default=0),
+            "backlog_median": sorted(backlogs)[len(backlogs) // 2] if backlogs else 0}
+
+
+async def run(levels: list[int], seconds: float, delay: float, max_concurrency: int, target_ms: float,
+              vad: str | None, vision: bool) -> None:
+    servers = Servers(delay, max_concurrency, vad, vision)
+    try:
+        async with httpx.AsyncClient(timeout=120) as http:
+            await servers.up(http)
+            r = await http.post(servers.base + "/users/register/",
+                                json={"username": f"w{uuid.uuid4().hex[:10]}", "password": "bench-pass-1"})
+            token = r.json()["token"]
+            resume_id = (await http.post(servers.base + "/users/resume/", json=RESUME,
+                                         headers={"Authorization": f"Bearer {token}"})).json()["resume_id"]
+            # the recordings with a second of silence after each: utterances end, finals are asked
+            audio = frames_of(b"".join(read_pcm(f) + bytes(32000) for f in CLIPS))
+            video = jpeg_frame()
+            print(f"server (vad={vad or 'plugins.toml'}, cheat detectors {'as plugins.toml' if vision else 'off'}) "
+                  f"+ ASR stand-in (answers after {delay:g} s) up; cores={os.cpu_count()}, "
+                  f"load average {os.getloadavg()[0]:.2f} before the run (shared machine)")
+            print(" N   lag p50    p99     max   backlog med/max  open  ASR req  finals partials errors  server CPU  client CPU  RSS")
+            best = 0
+            for n in levels:
+                res = await level(servers, http, token, resume_id, n, seconds, audio, video)
+                loop, c = res["loop"], res["counts"]
+                print(f"{n:3d}  {loop['lag_ms_p50']:6.1f} {loop['lag_ms_p99']:6.1f} {loop['lag_ms_max']:7.1f}"
+                      f"  {res['backlog_median']:6d} /{res['backlog']:4d}  {res['sessions']!s:>4}  {res['asr_requests']:7d}  {c.get('asr_result:final', 0):6d}"
+                      f" {c.get('asr_result', 0):8d} {c.get('error', 0):6d}   {res['cpu'][0]:5.2f}/s     "
+                      f"{res['cpu'][1]:5.2f}/s   {res['rss_mb']:.0f} MiB"
+                      + (f"  ({res['client_failures']} clients failed: {res['first_failure']})"
+                         if res["client_failures"] else "")
+                      + f"  load {os.getloadavg()[0]:.2f}", flush=True)
+                a = res["asr"]
+                if a:
+                    print(f"      remote ASR (server's count, cumulative): finals ok {a['finals_ok']} failed "
+                          f"{a['finals_failed']}, partials ok {a['partials_ok']} skipped busy "
+                          f"{a['partials_skipped_busy']} / interval {a['partials_skipped_interval']} / "
+                          f"failing {a['partials_skipped_down']}; request p50/p95 final "
+                          f"{a['final_ms_p50']:.0f}/{a['final_ms_p95']:.0f} ms, partial "
+                          f"{a['partial_ms_p50']:.0f}/{a['partial_ms_p95']:.0f} ms", flush=True)
+                # held: a responsive loop AND every session keeping up with real time (no more than
+                # a second of audio waiting for the VAD at any sample)
+                if loop["lag_ms_p99"] < target_ms and res["backlog"] <= MAX_BACKLOG and not res["client_failures"]:
+                    best = max(best, n)
+                elif loop["lag_ms_p99"] > 10 * target_ms:
+                    break                        # far past it: higher levels only take longer
+                await asyncio.sleep(3)           # the last finals of this level
+            print(f"most concurrent streaming sessions with event-loop lag p99 < {target_ms:g} ms and no session "
+                  f"more than {MAX_BACKLOG} frames (1 s) behind: {best}"
+                  f" (of the levels tried: {', '.join(map(str, levels))})")
+    finally:
+        servers.stop()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--levels", default="25,50,75,100,125,150", help="session counts, comma-separated")
+    ap.add_argument("--seconds", type=float, default=25.0, help="streaming time per level")
+    ap.add_argument("--delay", type=float, default=0.15, help="the ASR stand-in's answer delay (s)")
+    ap.add_argument("--max-concurrency", type=int, default=16,
+                    help="[plugins.openai_asr] max_concurrency and [engine] asr_workers")
+    ap.add_argument("--target-ms", type=float, default=50.0)
+    ap.add_argument("--vad", help="another VAD plugin than plugins.toml's (e.g. energy)")
+    ap.add_argument("--no-vision", action="store_true", help="no cheat detectors (JPEGs still sent)")
+    args = ap.parse_args()
+    try:
+        levels = [int(x) for x in args.levels.split(",") if x.strip()]
+    except ValueError:
+        ap.error("--levels: comma-separated integers, e.g. 50,100")
+    if not levels or min(levels) < 1:
+        ap.error("--levels: at least one positive count")
+    asyncio.run(run(levels, args.seconds, args.delay, args.max_concurrency, args.target_ms, args.vad,
+                    not args.no_vision))
+
+
+if __name__ == "__main__":
+    main()
