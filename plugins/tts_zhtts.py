@@ -161,15 +161,26 @@ class ZhttsVoice:
     async def synthesize(self, text: str) -> TtsAudio:
         free = self._queue()
         worker = await free.get()
-        try:
-            began = time.perf_counter()
-            audio = await asyncio.to_thread(worker.synthesize, text, self.timeout)
-            self.busy_seconds += time.perf_counter() - began
-            return audio
-        finally:
+        began = time.perf_counter()
+        running = asyncio.get_running_loop().run_in_executor(None, worker.synthesize, text, self.timeout)
+
+        def release(done: asyncio.Future) -> None:
+            # the worker goes back when its thread has finished, not when the caller stops waiting
+            # (a voice stopped by a barge-in): two threads on one worker process mix their answers
+            if not done.cancelled() and done.exception() is None:
+                self.busy_seconds += time.perf_counter() - began
             free.put_nowait(worker)
 
+        running.add_done_callback(release)
+        return await asyncio.shield(running)
+
     async def aclose(self) -> None:
+        free = self._queue()
+        try:        # sentences still being synthesised finish first (their workers come back)
+            for _ in self.workers:
+                await asyncio.wait_for(free.get(), self.timeout + 5)
+        except asyncio.TimeoutError:
+            pass
         await asyncio.gather(*(asyncio.to_thread(w.stop) for w in self.workers))
 
 
