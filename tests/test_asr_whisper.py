@@ -215,3 +215,17 @@ def test_context_terms_repair_what_the_prompt_alone_misses(whisper):
     assert "布隆过滤器" not in raw and "布隆过滤器" in fixed
     assert len(fixed) == len(raw)
     assert corpus_cer([(fixed, ref)]) < corpus_cer([(raw, ref)])
+
+
+def test_a_final_never_holds_much_less_than_the_partials_did(whisper):
+    """Decoded whole, this 6.5 s utterance (the end of one recording, a pause, then another) comes
+    out as "我说完了你。" only; its partials, phrase by phrase, held all of it. The final keeps the
+    phrase-by-phrase text then."""
+    pcm = np.concatenate([load("intro_01")[3 * 16000:], silence(0.6), load("intro_end"), silence(0.2)])
+    ctx = AsrContext("请开始自我介绍吧", ["Python", "Django"], domain="backend")
+    stream = whisper.open_stream()
+    partial = stream.partial(pcm, ctx)
+    assert "自我介绍" in partial and "科技大学" in partial, partial
+    text = stream.final(pcm, ctx)
+    assert "自我介绍就到这里" in text and "科技大学" in text, (text, partial)
+    assert stream.short_finals == 1
