@@ -396,6 +396,11 @@ async def test_session_reports_a_failed_utterance_and_goes_on(fake, app_server_f
         assert final["text"] == "我们用了Redis做缓存"
     finally:
         await ws.close()
+    # the final is sent before it is stored: the session's close (flushing what it heard) ends first
+    for _ in range(500):
+        if interview_id not in server.engine.sessions and not server.engine.closing:
+            break
+        await asyncio.sleep(0.02)
     transcript = await server.store.load_transcript(interview_id)
     speech = [e for e in transcript if e["source"] == "speech"]
     assert [(e["text"], e.get("asr_failed")) for e in speech] == [("", "bad_response"), ("我们用了Redis做缓存", None)]
