@@ -17,6 +17,7 @@ from sanic_ext import openapi
 
 from api.auth import authenticated
 from api.errors import ApiError, json_response
+from api.interviews import NOT_FOUND as INTERVIEW_NOT_FOUND
 from core import events as ev
 
 bp = Blueprint("media")
@@ -106,7 +107,7 @@ async def delete_interview(request, interview_id: str):
     store = request.app.ctx.store
     user_id = request.ctx.user_id
     if await store.interviews.get_owned(user_id, str(interview_id)) is None:
-        raise ApiError(404, "面试不存在", "interview_id")
+        raise ApiError(404, INTERVIEW_NOT_FOUND, "interview_id")
     engine = request.app.ctx.engine
     session = engine.sessions.get(str(interview_id)) if engine is not None else None
     if session is not None and session.user_id == user_id:

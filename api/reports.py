@@ -23,11 +23,11 @@ from sanic_ext import openapi
 
 from api.auth import authenticated
 from api.errors import ApiError, json_response
+from api.interviews import NOT_FOUND
 from core.report import UNFINISHED_REPORT_STATES
 
 bp = Blueprint("reports")
 
-NOT_FOUND = "面试不存在"
 STATE_TEXT = {"pending": "面试报告排队中，请稍后再试", "generating": "面试报告生成中，请稍后再试",
               "retrying": "面试报告生成暂时失败，稍后会自动重试"}
 

@@ -475,24 +475,25 @@ class SessionInputs:
                 self.tasks.spawn(self._correct_in_order(), "corrections")
             self._ordered.put_nowait(event)
             return
+        self.post(await self._store_heard(event))
+
+    async def _store_heard(self, event):
+        """Store a final (corrected first, with correctors) or an utterance the recogniser failed
+        on; returns the event the phase gets."""
         if isinstance(event, ev.Transcript) and event.is_final and event.text:
+            if self.corrections is not None:
+                return await self._corrected(event)
             await self.record(event.text, "speech", event.audio_start, event.audio_end)
         elif isinstance(event, ev.AsrFailed):
-            await self._record_failed(event)
-        self.post(event)
-
-    async def _record_failed(self, event: ev.AsrFailed) -> None:
-        await self.record("", "speech", event.audio_start, event.audio_end, asr_failed=event.reason)
+            await self.record("", "speech", event.audio_start, event.audio_end, asr_failed=event.reason)
+        return event
 
     async def _correct_in_order(self) -> None:
         queue = self._ordered
         while True:
             event = await queue.get()
             try:
-                if isinstance(event, ev.Transcript) and event.is_final and event.text:
-                    event = await self._corrected(event)
-                elif isinstance(event, ev.AsrFailed):
-                    await self._record_failed(event)
+                event = await self._store_heard(event)
                 self.post(event)
             except asyncio.CancelledError:
                 raise
