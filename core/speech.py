@@ -344,26 +344,52 @@ class SpeechPipeline:
         if self._worker is None or self._worker.done():
             self._worker = asyncio.get_running_loop().create_task(self._run(), name=f"speech-{self.key[1]}")
 
+    def _take_batch(self, first: bytes) -> tuple[list[bytes], bool]:
+        """``first`` and the frames queued behind it (up to ``vad_batch_frames``, stopping at the
+        end-of-stream marker): one VAD call for audio that is already waiting. Idle, a batch is
+        one frame (no added latency); behind, the calls and thread hops per second fall as the
+        backlog grows. Returns the frames and whether the end-of-stream marker was taken too."""
+        frames = [first]
+        limit = int(self.settings["vad_batch_frames"])
+        while len(frames) < limit and not self._queue.empty():
+            item = self._queue.get_nowait()
+            if item is None:
+                return frames, True
+            frames.append(item)
+        return frames, False
+
     async def _run(self) -> None:
         while True:
             item = await self._queue.get()
+            frames, eos = self._take_batch(item) if item is not None else ([], True)
             try:
-                if item is None:
-                    events = await self.scheduler.run_vad(self.vad_stream.finish)
-                    await self._handle_events(events, eos=True)
-                else:
-                    pcm = np.frombuffer(item, dtype="<i2").astype(np.int16, copy=False)
-                    self._append(pcm)
-                    events = await self.scheduler.run_vad(self.vad_stream.accept, pcm)
-                    await self._handle_events(events)
-                    self._maybe_partial()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # a broken frame or model error must not kill the session
-                log.exception("speech pipeline error")
-                self.errors.append(exc)
+                if frames:
+                    await self._guarded(self._accept, b"".join(frames))
+                if eos:
+                    await self._guarded(self._finish)
             finally:
-                self._queue.task_done()
+                for _ in range(len(frames) + eos):
+                    self._queue.task_done()
+
+    async def _guarded(self, step: Callable, *args: Any) -> None:
+        try:
+            await step(*args)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a broken frame or model error must not kill the session
+            log.exception("speech pipeline error")
+            self.errors.append(exc)
+
+    async def _accept(self, data: bytes) -> None:
+        pcm = np.frombuffer(data, dtype="<i2").astype(np.int16, copy=False)
+        self._append(pcm)
+        events = await self.scheduler.run_vad(self.vad_stream.accept, pcm)
+        await self._handle_events(events)
+        self._maybe_partial()
+
+    async def _finish(self) -> None:
+        events = await self.scheduler.run_vad(self.vad_stream.finish)
+        await self._handle_events(events, eos=True)
 
     def _append(self, pcm: np.ndarray) -> None:
         self._hist.append(pcm)

@@ -4,9 +4,10 @@ import asyncio
 import threading
 
 import numpy as np
+import pytest
 
 from core.clock import SystemClock
-from core.events import Transcript
+from core.events import SpeechStarted, Transcript
 from core.interfaces import AsrContext, VadEvent
 from core.speech import AsrScheduler, SpeechPipeline
 
@@ -182,3 +183,74 @@ async def test_the_prefinal_starts_sooner_while_a_worker_is_idle():
         await asyncio.sleep(0.01)
     assert scheduler.idle()
     scheduler.close()
+
+
+class CountingVad:
+    """The energy VAD (its decisions do not depend on how the audio is cut), counting calls."""
+    name = "counting"
+
+    def __init__(self):
+        from plugins.vad_energy import EnergyVad
+        self.inner = EnergyVad({})
+        self.calls: list[int] = []
+
+    def open_stream(self):
+        inner, calls = self.inner.open_stream(), self.calls
+
+        class Stream:
+            def accept(self, pcm):
+                calls.append(pcm.size)
+                return inner.accept(pcm)
+
+            def finish(self):
+                return inner.finish()
+        return Stream()
+
+
+class DigestAsr:
+    """Finals name the exact audio they were given (length and a checksum); no pre-finals."""
+    name = "digest"
+
+    def open_stream(self):
+        class Stream:
+            def partial(self, pcm, ctx):
+                return "…"
+
+            def final(self, pcm, ctx):
+                return f"{pcm.size}:{int(pcm.astype(np.int64).sum())}"
+        return Stream()
+
+
+async def test_queued_frames_reach_the_vad_together_and_nothing_changes_but_the_call_count():
+    """Frames already waiting when the VAD is free are handed over as one call (up to
+    ``vad_batch_frames``): the same utterances, cut at the same samples, with far fewer calls; the
+    end of the stream in the middle of a batch still closes the open utterance."""
+    rng = np.random.default_rng(7)
+    pcm = np.concatenate([quiet(0.5), tone(1.5), quiet(1.2), tone(0.8), quiet(0.4), tone(2.0)])
+    pcm = (pcm + rng.normal(0, 30, pcm.size)).astype(np.int16)       # a noise floor, not digital zero
+    results = {}
+    for batch in (1, 25):
+        scheduler = AsrScheduler(workers=1)
+        vad = CountingVad()
+        events = []
+
+        async def on_event(ev, events=events):
+            events.append(ev)
+        pipe = SpeechPipeline(vad, DigestAsr(), scheduler, SystemClock(), on_event, {"vad_batch_frames": batch})
+        for i in range(0, pcm.size, 640):             # all queued before the pipeline runs
+            await pipe.feed(pcm[i:i + 640].tobytes())
+        await pipe.end_of_stream()                     # speech is still on: the end closes it
+        await pipe.drain()
+        await pipe.aclose()
+        scheduler.close()
+        assert pipe.errors == []
+        finals = [(e.text, e.audio_start, e.audio_end) for e in events if isinstance(e, Transcript) and e.is_final]
+        starts = [e.audio_start for e in events if isinstance(e, SpeechStarted)]
+        results[batch] = finals, starts, vad.calls
+    frames = -(-pcm.size // 640)
+    assert len(results[1][2]) == frames and max(results[1][2]) == 640
+    assert len(results[25][2]) == -(-frames // 25) and max(results[25][2]) == 25 * 640
+    assert results[25][:2] == results[1][:2]
+    finals, starts, _ = results[1]
+    assert len(finals) == len(starts) >= 2, finals
+    assert finals[-1][2] == pytest.approx(pcm.size / RATE, abs=0.05)  # closed by the end of the stream
