@@ -27,14 +27,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Awaitable, Callable, Optional
 
 from core.clock import Clock
+from core.priority import lower_thread_priority
 from core.events import CheatSignal
 from core.interfaces import CheatDetector, CheatKind
 from core.timeutil import utcnow
@@ -62,17 +61,6 @@ def declared_kinds(detectors: list[CheatDetector]) -> dict[str, CheatKind]:
     return kinds
 
 
-def _lower_thread_priority(nice: int) -> None:
-    """Runs in each vision thread: on Linux ``setpriority`` with a thread id renices only that
-    thread, so under CPU contention the event loop (audio) and ASR threads are scheduled first."""
-    if nice <= 0:
-        return
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
-    except (AttributeError, OSError, PermissionError):
-        log.debug("could not lower the vision thread priority", exc_info=True)
-
-
 class VisionPool:
     """The process-wide thread pool for frame decoding and detection. Its threads run at a lower
     CPU priority (``nice``, default +10) than the rest of the process."""
@@ -87,7 +75,7 @@ class VisionPool:
             # One OpenCV thread per call: parallelism comes from the pool, bounded by ``workers``.
             cv2.setNumThreads(int(opencv_threads))
         self.executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="vision",
-                                           initializer=_lower_thread_priority, initargs=(self.nice,))
+                                           initializer=lower_thread_priority, initargs=(self.nice,))
         self.closed = False
 
     async def run(self, fn: Callable, *args):

@@ -25,6 +25,7 @@ from core.clock import Clock, SystemClock
 from core.config import data_dir
 from core.interfaces import InterviewStore, PluginContext
 from core.phase import INPUTS, Phase
+from core.recording import MediaEncoder
 from core.plugins import PluginError, builtin_modules_for, check_plugin_tables, collect, describe, make_plugin_manager
 from core.session import Send, Session
 from core.settings import SettingsError
@@ -79,6 +80,9 @@ class Engine:
         self.cheat_kinds: dict = {}                  # name -> core.interfaces.CheatKind
         self.asr_scheduler = None
         self.vision_pool = None
+        self._vision_ended = {"received": 0, "processed": 0, "dropped": 0, "invalid": 0}
+        # recordings' encoding: low-priority threads, bounded backlog (core/recording.py)
+        self.media_encoder = MediaEncoder.from_settings(config.get("recordings", {}))
         self.reports = None
         self.executor = ThreadPoolExecutor(max_workers=int(self.engine_cfg.get("blocking_workers", 4)),
                                            thread_name_prefix="mianshi-blocking")
@@ -234,6 +238,7 @@ class Engine:
             self.asr_scheduler.close()
         if self.vision_pool is not None:
             self.vision_pool.close()
+        self.media_encoder.close()
         for obj in [self.asr, self.vad, self.code_runner, self.tts, *self.question_sources, *self.scorers,
                     *(self.corrections.correctors if self.corrections is not None else [])]:
             await _aclose(obj)
@@ -259,9 +264,15 @@ class Engine:
                 "speech_streams": sum(1 for s in self.sessions.values() if s.speech is not None),
                 "vision_monitors": sum(1 for s in self.sessions.values() if s.cheat is not None),
                 "session_tasks": sum(len(s.tasks) for s in self.sessions.values()),
+                # JPEGs since the start (ended sessions included): a server short of CPU drops stale
+                # frames (the monitors' bounded queues) rather than falling behind; this shows how many
+                "vision_frames": {key: ended + sum(s.cheat.stats[f"frames_{key}"] for s in self.sessions.values()
+                                                   if s.cheat is not None)
+                                  for key, ended in self._vision_ended.items()},
                 "asr": dict(self.asr_scheduler.stats) if self.asr_scheduler is not None else None,
                 "tts": dict(self.tts.stats) if self.tts is not None else None,
-                "corrections": dict(self.corrections.stats) if self.corrections is not None else None}
+                "corrections": dict(self.corrections.stats) if self.corrections is not None else None,
+                "recording_encoder": dict(self.media_encoder.stats)}
 
     def track_closing(self, coro, name: str) -> asyncio.Task:
         """Run a session's cleanup as a task of its own: whoever awaits it may be cancelled (a
@@ -365,6 +376,9 @@ class Engine:
     def forget_session(self, session: "Session") -> None:
         if self.sessions.get(session.interview_id) is session:
             del self.sessions[session.interview_id]
+            if session.cheat is not None:        # its JPEG counts stay in the process's totals
+                for key in self._vision_ended:
+                    self._vision_ended[key] += session.cheat.stats[f"frames_{key}"]
         self._trim_memory(idle=not self.sessions)
 
     def _trim_memory(self, idle: bool = False) -> None:

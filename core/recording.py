@@ -6,7 +6,8 @@ same positions as the speech pipeline's, which counts every sample it is fed: a 
 says ``audio_start``/``audio_end`` in seconds of that stream). ``Recorder`` (one per session) gives
 every transcript entry its ``utterance_id`` and, for speech, cuts that span from the ring at once,
 then encodes and stores it in a task of its own: the session does not wait for it, a closing session
-does (the task is among the session writer's writes in flight). Encoding runs on the engine's blocking pool.
+does (the task is among the session writer's writes in flight). Encoding runs on the process's
+``MediaEncoder``: low-priority threads, with a bound on the audio waiting for them.
 
 No sanic, no motor: the store is the engine's (``save_media``; ``storage/media.py`` puts it in
 GridFS).
@@ -98,33 +99,83 @@ def thumbnail_jpeg(jpeg: bytes, width: int) -> bytes:
     return frames.encode_jpeg(image, quality=75)
 
 
+class MediaEncoder:
+    """ONE per process: the threads that encode recordings (Opus, ~0.02 CPU s per audio second) and
+    cheat-frame thumbnails, at a lower CPU priority (``encoder_nice``, +10) like the vision pool, so
+    that on a busy server the audio path (event loop, VAD) runs first and recordings wait. What
+    waits is bounded: an utterance that would take the audio still to be encoded beyond
+    ``max_pending_seconds`` is not recorded (its transcript entry stands; ``skipped_busy`` counts it
+    and a warning says so) instead of holding ever more raw audio in memory."""
+
+    def __init__(self, workers: int = 1, nice: int = 10, max_pending_seconds: float = 1800.0) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+        from core.priority import lower_thread_priority
+        if int(workers) < 1:
+            raise ValueError("[recordings] encoder_threads must be >= 1")
+        self.max_pending = float(max_pending_seconds)
+        self.pending = 0.0
+        self.stats = {"encoded": 0, "skipped_busy": 0, "pending_seconds": 0.0, "encode_cpu_seconds": 0.0}
+        self.executor = ThreadPoolExecutor(max_workers=int(workers), thread_name_prefix="media-encode",
+                                           initializer=lower_thread_priority, initargs=(int(nice),))
+
+    @classmethod
+    def from_settings(cls, settings: dict) -> "MediaEncoder":
+        return cls(int(settings.get("encoder_threads", 1)), int(settings.get("encoder_nice", 10)),
+                   float(settings.get("max_pending_seconds", 1800.0)))
+
+    def reserve(self, seconds: float) -> bool:
+        """Room for ``seconds`` more audio to encode? (then it is counted until ``release``)."""
+        if self.pending > 0 and self.pending + seconds > self.max_pending:
+            self.stats["skipped_busy"] += 1
+            return False
+        self.pending += seconds
+        self.stats["pending_seconds"] = round(self.pending, 2)
+        return True
+
+    def release(self, seconds: float) -> None:
+        self.pending = max(0.0, self.pending - seconds)
+        self.stats["pending_seconds"] = round(self.pending, 2)
+
+    async def run(self, fn: Callable, *args: Any) -> Any:
+        def timed():
+            import time
+            t0 = time.thread_time()
+            try:
+                return fn(*args)
+            finally:
+                self.stats["encode_cpu_seconds"] += time.thread_time() - t0
+        result = await asyncio.get_running_loop().run_in_executor(self.executor, timed)
+        self.stats["encoded"] += 1
+        return result
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
 class Recorder:
     """One per session. ``utterance(t_start, t_end)`` -> the new entry's ``utterance_id`` (and its
     recording, when recording is on and the entry is speech); ``frame(jpeg)`` -> a frame id (or None)."""
 
     def __init__(self, *, store: Any, user_id: str, interview_id: str, settings: dict,
-                 run_blocking: Callable, track: Callable[[asyncio.Task], None]) -> None:
+                 run_blocking: Callable, track: Callable[[asyncio.Task], None],
+                 encoder: MediaEncoder | None = None) -> None:
         self.store = store
         self.user_id = user_id
         self.interview_id = interview_id
         self.enabled = bool(settings.get("enabled", True)) and hasattr(store, "save_media")
         self.frame_width = int(settings.get("frame_width", 320))
         self.ring = AudioRing(int(float(settings.get("buffer_seconds", 120.0)) * SAMPLE_RATE)) if self.enabled else None
-        self._run_blocking = run_blocking
+        self._run_blocking = encoder.run if encoder is not None else run_blocking
+        self._encoder = encoder
         self._track = track
-        self.stats = {"recordings": 0, "bytes": 0, "frames": 0, "clipped": 0}
+        self.stats = {"recordings": 0, "bytes": 0, "frames": 0, "clipped": 0, "skipped_busy": 0}
 
     @classmethod
     def for_session(cls, session) -> "Recorder":
         engine = session.engine
-        loop_executor = engine.executor
-
-        async def run_blocking(fn, *args):
-            return await asyncio.get_running_loop().run_in_executor(loop_executor, fn, *args)
-
         return cls(store=engine.store, user_id=session.user_id, interview_id=session.interview_id,
-                   settings=engine.config.get("recordings", {}), run_blocking=run_blocking,
-                   track=session.writer.track)
+                   settings=engine.config.get("recordings", {}), run_blocking=engine.media_encoder.run,
+                   track=session.writer.track, encoder=engine.media_encoder)
 
     def feed(self, pcm: bytes) -> None:
         if self.ring is not None:
@@ -140,8 +191,15 @@ class Recorder:
             self.stats["clipped"] += 1
             log.warning("recording of utterance %s clipped: %d of %d samples still buffered "
                         "(raise [recordings] buffer_seconds)", uid, samples.size, end - start)
+        seconds = samples.size / SAMPLE_RATE
+        if samples.size and self._encoder is not None and not self._encoder.reserve(seconds):
+            self.stats["skipped_busy"] += 1
+            log.warning("utterance %s of interview %s not recorded: %.0f s of audio already wait to be "
+                        "encoded ([recordings] max_pending_seconds; the server is short of CPU)",
+                        uid, self.interview_id, self._encoder.pending)
+            return uid
         if samples.size:
-            meta = {"audio_start": t_start, "audio_end": t_end, "duration": samples.size / SAMPLE_RATE}
+            meta = {"audio_start": t_start, "audio_end": t_end, "duration": seconds}
             self._spawn(self._store_audio(uid, samples.copy(), meta), uid)
         return uid
 
@@ -157,7 +215,11 @@ class Recorder:
         self._track(task)
 
     async def _store_audio(self, uid: str, samples: np.ndarray, meta: dict) -> None:
-        data = await self._run_blocking(encode_opus, samples)
+        try:
+            data = await self._run_blocking(encode_opus, samples)
+        finally:
+            if self._encoder is not None:
+                self._encoder.release(meta["duration"])
         await self.store.save_media(self.user_id, self.interview_id, uid, kind="recording", data=data,
                                     content_type=AUDIO_TYPE, meta=meta)
         self.stats["recordings"] += 1

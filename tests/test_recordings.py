@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from api.media import RangeNotSatisfiable, parse_range
-from core.recording import AudioRing, Recorder, RetentionSweep, decode_audio, encode_opus, thumbnail_jpeg
+from core.recording import AudioRing, MediaEncoder, Recorder, RetentionSweep, decode_audio, encode_opus, thumbnail_jpeg
 from core.testing import MemoryStore
 from core.timeutil import utcnow
 
@@ -94,6 +94,41 @@ async def test_recorder_cuts_the_utterance_span_and_stores_it_without_blocking()
     off.feed(audio.tobytes())
     before = len(store.media)
     assert off.utterance(0.0, 1.0) and off.frame(b"jpeg") is None and len(store.media) == before
+
+
+async def test_the_encoder_runs_at_low_priority_and_bounds_the_audio_waiting_for_it():
+    """The encoder's thread is reniced (the audio path runs first on a busy server); while more than
+    ``max_pending_seconds`` of audio waits for it, a new utterance is not recorded (counted), and
+    once the backlog has gone recording resumes."""
+    import os
+    import threading
+    encoder = MediaEncoder(workers=1, nice=7, max_pending_seconds=2.0)
+    try:
+        niceness = await encoder.run(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        assert niceness >= 7                      # setpriority sets the level (lowering it needs privileges)
+        store = MemoryStore()
+        iid, _ = store.add("u1", {}, {})
+        tasks: set = set()
+        recorder = Recorder(store=store, user_id="u1", interview_id=iid, settings={"buffer_seconds": 10},
+                            run_blocking=None, track=tasks.add, encoder=encoder)
+        t = np.arange(16000 * 4) / 16000
+        recorder.feed((np.sin(2 * np.pi * 300 * t) * 6000).astype(np.int16).tobytes())
+        gate = threading.Event()
+        held = asyncio.ensure_future(encoder.run(gate.wait, 10))    # the encoder is busy
+        first = recorder.utterance(0.0, 1.5)                        # 1.5 s waits
+        second = recorder.utterance(1.5, 3.0)                       # 3.0 s > 2.0: not recorded
+        assert encoder.pending == pytest.approx(1.5)
+        assert recorder.stats["skipped_busy"] == 1 and encoder.stats["skipped_busy"] == 1
+        gate.set()
+        await held
+        await asyncio.gather(*tasks)
+        assert first in store.media and second not in store.media and encoder.pending == 0
+        third = recorder.utterance(3.0, 4.0)                        # room again
+        await asyncio.gather(*tasks)
+        assert third in store.media and encoder.stats["encoded"] >= 3
+        assert encoder.stats["encode_cpu_seconds"] > 0
+    finally:
+        encoder.close()
 
 
 # --- GridFS on the real (embedded) database -------------------------------------------------------------

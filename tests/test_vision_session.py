@@ -76,8 +76,12 @@ async def test_one_two_nobody_one_over_the_websocket(app_server_factory, api_cli
         await _until(lambda: "tab_hidden" not in session.cheat.open_episodes)
         assert [m["kind"] for m in received if m["type"] == "cheat_detected"][-1] == "tab_hidden"
         assert session.cheat.stats["frames_invalid"] == 1
+        assert server.engine.stats()["vision_frames"] == {"received": sent, "processed": sent - 1,
+                                                          "dropped": 0, "invalid": 1}   # GET /-/stats
         await ws.send(json.dumps({"type": "disconnect"}))
         await asyncio.wait_for(task, 10)
+    await _until(lambda: interview_id not in server.engine.sessions)
+    assert server.engine.stats()["vision_frames"]["processed"] == sent - 1      # ended sessions count on
 
     r = await client.get(f"/interviews/{interview_id}/")
     assert r.status_code == 200, r.text
