@@ -15,14 +15,20 @@ the recogniser.
 
 For each level N, N clients (one user, one interview each, real WebSockets from this process) send
 ``create_stream``, then a 40 ms audio frame every 40 ms (Mandarin recordings with 1 s of silence
-after each, looped, each client at another offset) and one JPEG a
-second for ``--seconds``; the server's event-loop lag (``GET /-/stats``: a 10 ms timer's lateness,
-core/loopmon.py) is read over the last 75 % of that window, and every second the largest audio backlog
-of any session (frames received but not yet through the VAD). A level is held when lag p99 < 50 ms
-AND no session was more than 1 s of audio behind: a loop can stay responsive while the VAD thread
-falls behind. Printed per level: lag p50/p99/max, the backlog, the sessions open, the ASR requests the stand-in answered, the finals/partials/errors the clients
-received, and the CPU seconds the server and this client process used per wall second. Everything
-runs on one 2-core machine (the clients too): the client's CPU is load the server would not have.
+after each, looped, each client at another offset) and one JPEG a second for ``--seconds``; the
+server's event-loop lag (``GET /-/stats``: a 10 ms timer's lateness, core/loopmon.py) is read over
+the last 75 % of that window, and every second the largest audio backlog of any session (frames
+received but not yet through the VAD). A level is held when lag p99 < 50 ms AND no session was more
+than 1 s of audio behind (a loop can stay responsive while the VAD falls behind) AND the recording
+encoder keeps up (at most 2 min of audio waiting for it at the end). Printed per level: lag
+p50/p99/max, the backlog, the sessions open, the ASR requests the stand-in answered, the
+finals/partials/errors the clients received, the CPU seconds per wall second of the server, of its
+child processes (the FSMN-VAD worker, the embedded database, the voice worker) and of this client
+process, the JPEGs through the detectors per session per second (a busy server drops stale ones
+rather than queue them) and the recordings encoded or skipped. Everything runs on one 2-core
+machine (the clients and the stand-in too): their CPU is load the server would not have.
+``--set SECTION.KEY=VALUE`` changes a plugins.toml setting for the run (e.g.
+``--set recordings.enabled=false``, ``--set speech.vad_batch_frames=1``).
 """
 from __future__ import annotations
 
@@ -48,6 +54,7 @@ from bench_session import INTERVIEW, RESUME, frames_of, free_port, jpeg_frame, r
 
 ADMIN = "webtier-" + uuid.uuid4().hex
 MAX_BACKLOG = 25          # frames (40 ms each) a session may have waiting for the VAD: 1 s behind real time
+MAX_RECORDING_WAIT = 120  # seconds of audio waiting for the recording encoder: more means it falls behind
 CLIPS = ("intro_01.wav", "intro_02.wav", "intro_03.wav", "answer_long.wav")
 
 
@@ -58,8 +65,31 @@ def proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def children_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds of ``pid``'s child processes by name (the FSMN-VAD worker, the embedded database,
+    the voice worker): they share the instance's cores too."""
+    out: dict[str, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                name, rest = fh.read().split(" (", 1)[1].rsplit(")", 1)
+            if int(rest.split()[1]) != pid:
+                continue
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                args = fh.read().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        label = next((Path(a.decode()).stem for a in args[1:] if a and not a.startswith(b"-")), name)
+        if b"-m" in args:
+            label = args[args.index(b"-m") + 1].decode()
+        out[label] = out.get(label, 0.0) + proc_cpu(int(entry))
+    return out
+
+
 def write_config(data: Path, asr_url: str, max_concurrency: int, vad: str | None = None,
-                 vision: bool = True) -> Path:
+                 vision: bool = True, extra: dict | None = None) -> Path:
     """plugins.toml with the remote plugin selected and room for many connections of one user;
     ``vad`` another VAD plugin, ``vision=False`` no cheat detectors (to show what they cost)."""
     text = (ROOT / "plugins.toml").read_text(encoding="utf-8")
@@ -75,13 +105,30 @@ def write_config(data: Path, asr_url: str, max_concurrency: int, vad: str | None
         if old not in text:
             raise SystemExit(f"plugins.toml no longer has {old.strip()!r}: update bench/bench_webtier.py")
         text = text.replace(old, new, 1)
+    for section, body in (extra or {}).items():        # --set SECTION.KEY=VALUE
+        text = set_toml(text, section, body)
     path = data / "webtier.toml"
     path.write_text(text, encoding="utf-8")
     return path
 
 
+def set_toml(text: str, section: str, body: dict) -> str:
+    """``text`` (plugins.toml) with ``key = value`` lines of ``body`` in ``[section]``: a key the
+    section has is replaced, others are added under its header (or a new section at the end)."""
+    lines = text.split("\n")
+    header = f"[{section}]"
+    starts = [i for i, line in enumerate(lines) if line.split("#")[0].strip() == header]
+    if not starts:
+        return text + f"\n{header}\n" + "".join(f"{k} = {v}\n" for k, v in body.items())
+    start = starts[0]
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].lstrip().startswith("[")), len(lines))
+    keep = [line for line in lines[start + 1:end] if line.split("=")[0].strip() not in body]
+    return "\n".join(lines[:start + 1] + [f"{k} = {v}" for k, v in body.items()] + keep + lines[end:])
+
+
 class Servers:
-    def __init__(self, delay: float, max_concurrency: int, vad: str | None, vision: bool) -> None:
+    def __init__(self, delay: float, max_concurrency: int, vad: str | None, vision: bool,
+                 extra: dict | None = None) -> None:
         self.data = Path(tempfile.mkdtemp(prefix="mianshi-webtier-"))
         asr_port, port = free_port(), free_port()
         self.asr_base = f"http://127.0.0.1:{asr_port}"
@@ -89,7 +136,7 @@ class Servers:
         self.asr = subprocess.Popen([sys.executable, str(ROOT / "bench" / "asr_standin.py"), "--port",
                                      str(asr_port), "--delay", str(delay)], cwd=str(ROOT),
                                     stdout=self.asr_log, stderr=subprocess.STDOUT)
-        config = write_config(self.data, self.asr_base + "/v1", max_concurrency, vad, vision)
+        config = write_config(self.data, self.asr_base + "/v1", max_concurrency, vad, vision, extra)
         env = dict(os.environ, PORT=str(port), MIANSHI_DATA_DIR=str(self.data), MIANSHI_CONFIG=str(config),
                    MIANSHI_ADMIN_TOKEN=ADMIN)
         env.setdefault("MALLOC_ARENA_MAX", "2")         # as scripts/run-server.sh starts the server
@@ -171,14 +218,21 @@ async def level(servers: Servers, http: httpx.AsyncClient, token: str, resume_id
     asr_before = await servers.asr_stats(http)
     await asyncio.sleep(seconds * 0.2)                 # ramp: every client streaming
     await http.post(servers.base + "/-/stats/reset", headers={"Authorization": f"Bearer {ADMIN}"})
+    before = await servers.stats(http)
+    vision_before, rec_before = before["vision_frames"], before["recording_encoder"]
     cpu_s, cpu_c, t0 = proc_cpu(servers.proc.pid), proc_cpu(os.getpid()), time.monotonic()
+    kids_before = children_cpu(servers.proc.pid)
     backlogs = []                                      # each second: the most frames any session had waiting
     while time.monotonic() - t0 < seconds * 0.75:
         await asyncio.sleep(1.0)
         backlogs.append((await servers.stats(http))["speech_backlog_frames"]["max"])
     busy = await servers.stats(http)
     wall = time.monotonic() - t0
+    vision = {k: busy["vision_frames"][k] - vision_before[k] for k in vision_before}
+    recording = {k: busy["recording_encoder"][k] - (0 if k == "pending_seconds" else rec_before[k])
+                 for k in rec_before}
     cpu = ((proc_cpu(servers.proc.pid) - cpu_s) / wall, (proc_cpu(os.getpid()) - cpu_c) / wall)
+    kids = {k: (v - kids_before.get(k, 0.0)) / wall for k, v in children_cpu(servers.proc.pid).items()}
     results = await asyncio.gather(*tasks, return_exceptions=True)
     asr_after = await servers.asr_stats(http)
     failed = [r for r in results if isinstance(r, BaseException)]
@@ -187,12 +241,13 @@ async def level(servers: Servers, http: httpx.AsyncClient, token: str, resume_id
             "first_failure": repr(failed[0]) if failed else "",
             "asr_requests": asr_after["requests"] - asr_before["requests"], "asr_bad": asr_after["bad"],
             "asr": busy.get("asr_remote") or {}, "backlog": max(backlogs, default=0),
+            "vision": vision, "recording": recording, "children_cpu": kids, "vision_per_session_s": vision["processed"] / max(1, n) / wall,
             "backlog_median": sorted(backlogs)[len(backlogs) // 2] if backlogs else 0}
 
 
 async def run(levels: list[int], seconds: float, delay: float, max_concurrency: int, target_ms: float,
-              vad: str | None, vision: bool) -> None:
-    servers = Servers(delay, max_concurrency, vad, vision)
+              extra: dict, vad: str | None, vision: bool) -> None:
+    servers = Servers(delay, max_concurrency, vad, vision, extra)
     try:
         async with httpx.AsyncClient(timeout=120) as http:
             await servers.up(http)
@@ -219,6 +274,16 @@ async def run(levels: list[int], seconds: float, delay: float, max_concurrency: 
                       + (f"  ({res['client_failures']} clients failed: {res['first_failure']})"
                          if res["client_failures"] else "")
                       + f"  load {os.getloadavg()[0]:.2f}", flush=True)
+                v = res["vision"]
+                print(f"      JPEGs: {v['received']} received, {v['processed']} through the detectors "
+                      f"({res['vision_per_session_s']:.2f} per session per second), {v['dropped']} dropped "
+                      f"as stale", flush=True)
+                print("      the server's child processes, CPU per wall second: "
+                      + ", ".join(f"{k} {v:.2f}" for k, v in sorted(res["children_cpu"].items())), flush=True)
+                r = res["recording"]
+                print(f"      recordings: {r['encoded']} encoded ({r['encode_cpu_seconds']:.1f} CPU s), "
+                      f"{r['skipped_busy']} not recorded (encoder backlog), {r['pending_seconds']:.0f} s of "
+                      f"audio waiting at the end", flush=True)
                 a = res["asr"]
                 if a:
                     print(f"      remote ASR (server's count, cumulative): finals ok {a['finals_ok']} failed "
@@ -229,13 +294,15 @@ async def run(levels: list[int], seconds: float, delay: float, max_concurrency: 
                           f"{a['partial_ms_p50']:.0f}/{a['partial_ms_p95']:.0f} ms", flush=True)
                 # held: a responsive loop AND every session keeping up with real time (no more than
                 # a second of audio waiting for the VAD at any sample)
-                if loop["lag_ms_p99"] < target_ms and res["backlog"] <= MAX_BACKLOG and not res["client_failures"]:
+                if (loop["lag_ms_p99"] < target_ms and res["backlog"] <= MAX_BACKLOG and not res["client_failures"]
+                        and res["recording"]["pending_seconds"] <= MAX_RECORDING_WAIT):
                     best = max(best, n)
                 elif loop["lag_ms_p99"] > 10 * target_ms:
                     break                        # far past it: higher levels only take longer
                 await asyncio.sleep(3)           # the last finals of this level
             print(f"most concurrent streaming sessions with event-loop lag p99 < {target_ms:g} ms and no session "
-                  f"more than {MAX_BACKLOG} frames (1 s) behind: {best}"
+                  f"more than {MAX_BACKLOG} frames (1 s) behind, recordings keeping up (<= {MAX_RECORDING_WAIT} s "
+                  f"of audio waiting for the encoder): {best}"
                   f" (of the levels tried: {', '.join(map(str, levels))})")
     finally:
         servers.stop()
@@ -251,6 +318,8 @@ def main() -> None:
     ap.add_argument("--target-ms", type=float, default=50.0)
     ap.add_argument("--vad", help="another VAD plugin than plugins.toml's (e.g. energy)")
     ap.add_argument("--no-vision", action="store_true", help="no cheat detectors (JPEGs still sent)")
+    ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                    help="a setting of a section plugins.toml does not have (TOML value), e.g. speech.vad_batch_frames=1")
     args = ap.parse_args()
     try:
         levels = [int(x) for x in args.levels.split(",") if x.strip()]
@@ -258,7 +327,14 @@ def main() -> None:
         ap.error("--levels: comma-separated integers, e.g. 50,100")
     if not levels or min(levels) < 1:
         ap.error("--levels: at least one positive count")
-    asyncio.run(run(levels, args.seconds, args.delay, args.max_concurrency, args.target_ms, args.vad,
+    extra: dict = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        section, _, name = key.partition(".")
+        if not (section and name and value):
+            ap.error(f"--set {item!r}: expected SECTION.KEY=VALUE")
+        extra.setdefault(section, {})[name] = value
+    asyncio.run(run(levels, args.seconds, args.delay, args.max_concurrency, args.target_ms, extra, args.vad,
                     not args.no_vision))
 
 

@@ -80,6 +80,8 @@ CORE_SETTINGS: dict[str, dict[str, Setting]] = {name: declare(spec) for name, sp
                "min_partial_s": _positive(0.5),         # no partial before this much speech
                "preroll_s": _positive(2.0),             # audio kept before the utterance start
                "queue_frames": Setting(500, minimum=1),  # bounded frame queue ([limits] audio_queue_frames)
+               # frames already queued are handed to the VAD together, up to this many (25 = 1 s)
+               "vad_batch_frames": Setting(25, minimum=1),
                "max_utterance_s": _positive(60.0),      # forced final beyond this
                # once the speaker has paused this long the utterance so far is decoded as its final
                # would be (ASR streams with prepare_final), else an extra partial
@@ -89,7 +91,11 @@ CORE_SETTINGS: dict[str, dict[str, Setting]] = {name: declare(spec) for name, sp
     # recordings of the candidate's utterances and cheat frames (core/recording.py, storage/media.py)
     "recordings": {"enabled": True, "retention_days": _positive(30.0),
                    "buffer_seconds": Setting(120.0, minimum=5),      # recent audio kept per session
-                   "sweep_interval_hours": _positive(6.0), "frame_width": Setting(320, minimum=32)},
+                   "sweep_interval_hours": _positive(6.0), "frame_width": Setting(320, minimum=32),
+                   # encoding (core/recording.py MediaEncoder): threads, their nice level, and the
+                   # most audio that may wait for them (beyond it an utterance is not recorded)
+                   "encoder_threads": Setting(1, minimum=1), "encoder_nice": Setting(10, minimum=0),
+                   "max_pending_seconds": _positive(1800.0)},
     "report": {"max_attempts": Setting(5, minimum=1), "retry_base_seconds": _positive(30.0),
                "retry_max_seconds": _positive(900.0), "scorer_timeout_seconds": _positive(300.0),
                "upgrade_degraded": True,
