@@ -652,7 +652,13 @@ class Session:
         """A parsed client message after ``create_stream``; ignored once the session is ending
         (what it heard until then is being flushed)."""
         if self._closing is None:
-            await self.inputs.handle(message)
+            try:
+                await self.inputs.handle(message)
+            except LeaseLost:
+                # the message's write met another connection's lease before the heartbeat did: the
+                # session is closing as "lost" and tells the client and hangs up (4409) itself; the
+                # connection must not end first as if the client had left
+                pass
 
     async def close(self, reason: str = "closed") -> None:
         """End the session: ``closed`` (the connection ended) and ``shutdown`` finish what was heard

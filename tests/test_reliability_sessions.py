@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import random
 import time
 
@@ -488,6 +489,29 @@ async def test_a_session_whose_lease_is_taken_elsewhere_stops_within_2_seconds(a
     assert await stored_texts(server, interview_id) == ["一"]
     lease = await server.store.interviews.lease(interview_id)
     assert lease["owner"] == "elsewhere:1"             # the stale session did not release it
+
+
+async def test_a_write_that_finds_the_lease_gone_before_the_heartbeat_does_still_closes_with_4409(app_server_factory,
+                                                                                                   caplog):
+    """The client's own answer can be the first to meet the other instance's lease (its write is
+    refused) before this instance's heartbeat looks: the session closes as ``lost`` all the same,
+    and the connection is told and closed with 4409, not ended as if the client had left (once in
+    a CI-like run it was 1000: the refused write ended the connection's read loop first)."""
+    caplog.set_level(logging.INFO, logger="mianshi.ws")
+    server = await app_server_factory({**config(), "engine": {**config()["engine"], "lease_check_seconds": 600.0}},
+                                      extra_plugins=(ChurnPlugin(),))
+    user_id, resume_id, interview_id, token = await seed_user(server)
+    ws, inbox = await open_interview(server, token, interview_id, resume_id)
+    await server.store.take_lease(user_id, interview_id, "elsewhere:1", 10)     # "instance B"
+    await ws.send(json.dumps({"type": "text_answer", "text": "我是张三"}))     # refused by the database
+    await asyncio.wait_for(inbox.task, 10)
+    assert inbox.of("error", code=4409), inbox.messages[-3:]
+    assert ws.close_code == 4409
+    await wait_until(lambda: _session_gone(server, interview_id), 5, "the stale session stops")
+    assert await stored_texts(server, interview_id) == []
+    # the refused write did not end the connection's read loop as a broken connection (which then
+    # raced the session's 4409 with its own close, 1000)
+    assert not [r for r in caplog.records if r.name == "mianshi.ws" and "taken over" in r.getMessage()]
 
 
 async def test_too_many_connections_of_one_user_get_4429(app_server_factory):
