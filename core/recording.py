@@ -19,9 +19,13 @@ import collections
 import io
 import logging
 import secrets
+import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 import numpy as np
+
+from core.priority import lower_thread_priority
 
 log = logging.getLogger("mianshi.recording")
 
@@ -108,13 +112,11 @@ class MediaEncoder:
     and a warning says so) instead of holding ever more raw audio in memory."""
 
     def __init__(self, workers: int = 1, nice: int = 10, max_pending_seconds: float = 1800.0) -> None:
-        from concurrent.futures import ThreadPoolExecutor
-        from core.priority import lower_thread_priority
         if int(workers) < 1:
             raise ValueError("[recordings] encoder_threads must be >= 1")
         self.max_pending = float(max_pending_seconds)
         self.pending = 0.0
-        self.stats = {"encoded": 0, "skipped_busy": 0, "pending_seconds": 0.0, "encode_cpu_seconds": 0.0}
+        self._counts = {"encoded": 0, "skipped_busy": 0, "encode_cpu_seconds": 0.0}
         self.executor = ThreadPoolExecutor(max_workers=int(workers), thread_name_prefix="media-encode",
                                            initializer=lower_thread_priority, initargs=(int(nice),))
 
@@ -126,26 +128,28 @@ class MediaEncoder:
     def reserve(self, seconds: float) -> bool:
         """Room for ``seconds`` more audio to encode? (then it is counted until ``release``)."""
         if self.pending > 0 and self.pending + seconds > self.max_pending:
-            self.stats["skipped_busy"] += 1
+            self._counts["skipped_busy"] += 1
             return False
         self.pending += seconds
-        self.stats["pending_seconds"] = round(self.pending, 2)
         return True
 
     def release(self, seconds: float) -> None:
         self.pending = max(0.0, self.pending - seconds)
-        self.stats["pending_seconds"] = round(self.pending, 2)
+
+    @property
+    def stats(self) -> dict:
+        """Counts so far and the audio seconds waiting now (``GET /-/stats`` ``recording_encoder``)."""
+        return {**self._counts, "pending_seconds": round(self.pending, 2)}
 
     async def run(self, fn: Callable, *args: Any) -> Any:
         def timed():
-            import time
             t0 = time.thread_time()
             try:
                 return fn(*args)
             finally:
-                self.stats["encode_cpu_seconds"] += time.thread_time() - t0
+                self._counts["encode_cpu_seconds"] += time.thread_time() - t0
         result = await asyncio.get_running_loop().run_in_executor(self.executor, timed)
-        self.stats["encoded"] += 1
+        self._counts["encoded"] += 1
         return result
 
     def close(self) -> None:
@@ -157,8 +161,10 @@ class Recorder:
     recording, when recording is on and the entry is speech); ``frame(jpeg)`` -> a frame id (or None)."""
 
     def __init__(self, *, store: Any, user_id: str, interview_id: str, settings: dict,
-                 run_blocking: Callable, track: Callable[[asyncio.Task], None],
+                 track: Callable[[asyncio.Task], None], run_blocking: Callable | None = None,
                  encoder: MediaEncoder | None = None) -> None:
+        """Encoding runs on ``encoder`` (bounded, low priority) or, without one (tests, benchmarks),
+        through ``run_blocking``."""
         self.store = store
         self.user_id = user_id
         self.interview_id = interview_id
@@ -174,8 +180,8 @@ class Recorder:
     def for_session(cls, session) -> "Recorder":
         engine = session.engine
         return cls(store=engine.store, user_id=session.user_id, interview_id=session.interview_id,
-                   settings=engine.config.get("recordings", {}), run_blocking=engine.media_encoder.run,
-                   track=session.writer.track, encoder=engine.media_encoder)
+                   settings=engine.config.get("recordings", {}), track=session.writer.track,
+                   encoder=engine.media_encoder)
 
     def feed(self, pcm: bytes) -> None:
         if self.ring is not None:

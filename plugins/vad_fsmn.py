@@ -12,8 +12,9 @@ plugins.vad_fsmn --worker``; every stream's cache lives there) instead of in the
 makes hundreds of small torch calls per second of audio, each releasing and retaking the GIL: beside
 a busy event loop each retake waits for the loop's switch interval (beside a thread running Python
 non-stop, FSMN took ~250x its time alone; README, "Web-tier benchmark"). Across the pipe a call costs one round trip with
-the GIL released while it waits. A worker that dies is started again at the next call (its streams
-start afresh); the call that found it dead raises ``VadSetupError``.
+the GIL released while it waits. A worker found dead before a call is started again at once (its
+streams start afresh); a call during which it dies raises ``VadSetupError`` and the next call starts
+a new one.
 """
 from __future__ import annotations
 
