@@ -128,7 +128,7 @@ def set_toml(text: str, section: str, body: dict) -> str:
 
 class Servers:
     def __init__(self, delay: float, max_concurrency: int, vad: str | None, vision: bool,
-                 extra: dict | None = None) -> None:
+                 extra: dict | None = None, media: str = "none") -> None:
         self.data = Path(tempfile.mkdtemp(prefix="mianshi-webtier-"))
         asr_port, port = free_port(), free_port()
         self.asr_base = f"http://127.0.0.1:{asr_port}"
@@ -136,7 +136,22 @@ class Servers:
         self.asr = subprocess.Popen([sys.executable, str(ROOT / "bench" / "asr_standin.py"), "--port",
                                      str(asr_port), "--delay", str(delay)], cwd=str(ROOT),
                                     stdout=self.asr_log, stderr=subprocess.STDOUT)
+        self.media_proc = None
+        self.media_base = None
+        extra = {k: dict(v) for k, v in (extra or {}).items()}
+        if media == "standin":
+            self.media_base = self.asr_base
+        elif media == "real":                  # media_server.py on these same cores
+            self.media_base = f"http://127.0.0.1:{free_port()}"
+        if self.media_base:
+            extra.setdefault("media", {})["url"] = f'"{self.media_base}"'
         config = write_config(self.data, self.asr_base + "/v1", max_concurrency, vad, vision, extra)
+        if media == "real":
+            self.media_log = open(self.data / "media_server.log", "wb")
+            self.media_proc = subprocess.Popen(
+                [sys.executable, str(ROOT / "media_server.py"), "--port", self.media_base.rsplit(":", 1)[1]],
+                cwd=str(ROOT), env=dict(os.environ, MIANSHI_CONFIG=str(config)),
+                stdout=self.media_log, stderr=subprocess.STDOUT)
         env = dict(os.environ, PORT=str(port), MIANSHI_DATA_DIR=str(self.data), MIANSHI_CONFIG=str(config),
                    MIANSHI_ADMIN_TOKEN=ADMIN)
         env.setdefault("MALLOC_ARENA_MAX", "2")         # as scripts/run-server.sh starts the server
@@ -158,12 +173,15 @@ class Servers:
     async def up(self, http: httpx.AsyncClient, timeout: float = 300) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for p, name in ((self.proc, "server.log"), (self.asr, "asr_standin.log")):
-                if p.poll() is not None:
+            for p, name in ((self.proc, "server.log"), (self.asr, "asr_standin.log"),
+                            (self.media_proc, "media_server.log")):
+                if p is not None and p.poll() is not None:
                     raise RuntimeError(f"a process exited early, see {self.data / name}")
             try:
                 await self.stats(http)
                 await self.asr_stats(http)
+                if self.media_base:
+                    (await http.get(self.media_base + "/v1/media/info")).raise_for_status()
                 return
             except httpx.HTTPError:
                 await asyncio.sleep(0.5)
@@ -172,6 +190,9 @@ class Servers:
     def stop(self) -> None:
         stop_server(self.proc, 60)
         stop_server(self.asr, 10)
+        if self.media_proc is not None:
+            stop_server(self.media_proc, 10)
+            self.media_log.close()
         self.log.close()
         self.asr_log.close()
 
@@ -221,6 +242,7 @@ async def level(servers: Servers, http: httpx.AsyncClient, token: str, resume_id
     before = await servers.stats(http)
     vision_before, rec_before = before["vision_frames"], before["recording_encoder"]
     cpu_s, cpu_c, t0 = proc_cpu(servers.proc.pid), proc_cpu(os.getpid()), time.monotonic()
+    cpu_m = proc_cpu(servers.media_proc.pid) if servers.media_proc is not None else 0.0
     kids_before = children_cpu(servers.proc.pid)
     backlogs = []                                      # each second: the most frames any session had waiting
     while time.monotonic() - t0 < seconds * 0.75:
@@ -232,6 +254,7 @@ async def level(servers: Servers, http: httpx.AsyncClient, token: str, resume_id
     recording = {k: busy["recording_encoder"][k] - (0 if k == "pending_seconds" else rec_before[k])
                  for k in rec_before}
     cpu = ((proc_cpu(servers.proc.pid) - cpu_s) / wall, (proc_cpu(os.getpid()) - cpu_c) / wall)
+    media_cpu = (proc_cpu(servers.media_proc.pid) - cpu_m) / wall if servers.media_proc is not None else None
     kids = {k: (v - kids_before.get(k, 0.0)) / wall for k, v in children_cpu(servers.proc.pid).items()}
     results = await asyncio.gather(*tasks, return_exceptions=True)
     asr_after = await servers.asr_stats(http)
@@ -241,13 +264,13 @@ async def level(servers: Servers, http: httpx.AsyncClient, token: str, resume_id
             "first_failure": repr(failed[0]) if failed else "",
             "asr_requests": asr_after["requests"] - asr_before["requests"], "asr_bad": asr_after["bad"],
             "asr": busy.get("asr_remote") or {}, "backlog": max(backlogs, default=0),
-            "vision": vision, "recording": recording, "children_cpu": kids, "vision_per_session_s": vision["processed"] / max(1, n) / wall,
+            "vision": vision, "recording": recording, "media": busy.get("media_server"), "media_cpu": media_cpu, "children_cpu": kids, "vision_per_session_s": vision["processed"] / max(1, n) / wall,
             "backlog_median": sorted(backlogs)[len(backlogs) // 2] if backlogs else 0}
 
 
 async def run(levels: list[int], seconds: float, delay: float, max_concurrency: int, target_ms: float,
-              extra: dict, vad: str | None, vision: bool) -> None:
-    servers = Servers(delay, max_concurrency, vad, vision, extra)
+              extra: dict, vad: str | None, vision: bool, media: str = "none") -> None:
+    servers = Servers(delay, max_concurrency, vad, vision, extra, media)
     try:
         async with httpx.AsyncClient(timeout=120) as http:
             await servers.up(http)
@@ -259,7 +282,8 @@ async def run(levels: list[int], seconds: float, delay: float, max_concurrency: 
             # the recordings with a second of silence after each: utterances end, finals are asked
             audio = frames_of(b"".join(read_pcm(f) + bytes(32000) for f in CLIPS))
             video = jpeg_frame()
-            print(f"server (vad={vad or 'plugins.toml'}, cheat detectors {'as plugins.toml' if vision else 'off'}) "
+            print(f"server (vad={vad or 'plugins.toml'}, cheat detectors {'as plugins.toml' if vision else 'off'}, "
+                  f"media server: {media}) "
                   f"+ ASR stand-in (answers after {delay:g} s) up; cores={os.cpu_count()}, "
                   f"load average {os.getloadavg()[0]:.2f} before the run (shared machine)")
             print(" N   lag p50    p99     max   backlog med/max  open  ASR req  finals partials errors  server CPU  client CPU  RSS")
@@ -284,6 +308,13 @@ async def run(levels: list[int], seconds: float, delay: float, max_concurrency: 
                 print(f"      recordings: {r['encoded']} encoded ({r['encode_cpu_seconds']:.1f} CPU s), "
                       f"{r['skipped_busy']} not recorded (encoder backlog), {r['pending_seconds']:.0f} s of "
                       f"audio waiting at the end", flush=True)
+                m = res["media"]
+                if m:
+                    print(f"      media server ({'media_server.py on these cores, CPU %.2f/s' % res['media_cpu'] if res['media_cpu'] is not None else 'stand-in'}; "
+                          f"server's count, cumulative): frames sent {m['frames_sent']}, analysed "
+                          f"{m['frames_analysed']}, failed {m['frame_failures']}, skipped (cooldown) "
+                          f"{m['frames_skipped_cooldown']}; utterances encoded there {r.get('encoded_remote', 0)}, "
+                          f"failed {r.get('remote_failed', 0)}; last error {m['last_error']}", flush=True)
                 a = res["asr"]
                 if a:
                     print(f"      remote ASR (server's count, cumulative): finals ok {a['finals_ok']} failed "
@@ -318,6 +349,10 @@ def main() -> None:
     ap.add_argument("--target-ms", type=float, default=50.0)
     ap.add_argument("--vad", help="another VAD plugin than plugins.toml's (e.g. energy)")
     ap.add_argument("--no-vision", action="store_true", help="no cheat detectors (JPEGs still sent)")
+    ap.add_argument("--media", choices=("none", "standin", "real"), default="none",
+                    help="detectors and recording encoding: none = in the server (plugins.toml as it is), "
+                         "standin = sent to the stand-in (what the web tier spends sending them away), "
+                         "real = sent to media_server.py started on these same cores")
     ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                     help="a setting of a section plugins.toml does not have (TOML value), e.g. speech.vad_batch_frames=1")
     args = ap.parse_args()
@@ -335,7 +370,7 @@ def main() -> None:
             ap.error(f"--set {item!r}: expected SECTION.KEY=VALUE")
         extra.setdefault(section, {})[name] = value
     asyncio.run(run(levels, args.seconds, args.delay, args.max_concurrency, args.target_ms, extra, args.vad,
-                    not args.no_vision))
+                    not args.no_vision, args.media))
 
 
 if __name__ == "__main__":

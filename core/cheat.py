@@ -36,6 +36,7 @@ from core.clock import Clock
 from core.priority import lower_thread_priority
 from core.events import CheatSignal
 from core.interfaces import CheatDetector, CheatKind
+from core.media_remote import MediaUnavailable, RemoteFrameError
 from core.timeutil import utcnow
 
 log = logging.getLogger("mianshi.cheat")
@@ -59,6 +60,47 @@ def declared_kinds(detectors: list[CheatDetector]) -> dict[str, CheatKind]:
                                  f"{detector.name!r} ({kind}) and before it ({known})")
             kinds[kind.name] = kind
     return kinds
+
+
+def frame_limits(settings: dict | None) -> dict:
+    """The ``[cheat]`` frame limits ``analyse_frame`` applies (defaults: ``core/frames.py``)."""
+    from core import frames as vu
+    s = dict(settings or {})
+    return {"max_frame_bytes": int(s.get("max_frame_bytes", vu.DEFAULT_MAX_FRAME_BYTES)),
+            "max_width": int(s.get("max_width", vu.DEFAULT_MAX_WIDTH)),
+            "max_height": int(s.get("max_height", vu.DEFAULT_MAX_HEIGHT)),
+            "min_side": int(s.get("min_side", vu.DEFAULT_MIN_SIDE)),
+            "work_width": int(s.get("work_width", vu.DEFAULT_WORK_WIDTH)),
+            "work_height": int(s.get("work_height", vu.DEFAULT_WORK_HEIGHT))}
+
+
+def analyse_frame(detectors: list[CheatDetector], states: dict[str, dict], jpeg: bytes, limits: dict,
+                  frame_kinds: tuple[str, ...]) -> tuple[list[CheatSignal], float, int]:
+    """Blocking: decode and validate one JPEG (``core.frames.FrameError`` when unusable), run every
+    detector with its per-session ``states[name]`` -> (signals, milliseconds, detectors that failed).
+    A signal of a kind no detector declares is ignored. Used by ``CheatMonitor`` and by the media
+    server (``media_server.py``)."""
+    from core import frames as vu
+    t0 = time.perf_counter()
+    image = vu.decode_frame(jpeg, max_bytes=limits["max_frame_bytes"], max_width=limits["max_width"],
+                            max_height=limits["max_height"], min_side=limits["min_side"])
+    image = vu.fit_for_detection(image, limits["work_width"], limits["work_height"])
+    signals: list[CheatSignal] = []
+    errors = 0
+    for detector in detectors:
+        try:
+            out = detector.detect(image, states.setdefault(detector.name, {}))
+        except Exception:
+            log.exception("cheat detector %s failed", detector.name)
+            errors += 1
+            continue
+        for sig in out or []:
+            if sig.kind is not None and sig.kind not in frame_kinds:
+                log.warning("detector %s returned kind %r that it does not declare in its kinds; ignored",
+                            detector.name, sig.kind)
+                continue
+            signals.append(sig)
+    return signals, (time.perf_counter() - t0) * 1000, errors
 
 
 class VisionPool:
@@ -94,7 +136,9 @@ class CheatMonitor:
                  on_frame_error: Callable[[str], Awaitable[None]],
                  settings: dict | None = None,
                  on_episode_end: Optional[Callable[[dict], Awaitable[None]]] = None,
-                 kinds: dict[str, CheatKind] | None = None) -> None:
+                 kinds: dict[str, CheatKind] | None = None, remote=None) -> None:
+        """``remote``: a ``core.media_remote.MediaClient`` that analyses the frames instead of
+        ``pool`` (``[media] url`` with ``vision = true``)."""
         from core import frames as vu
 
         s = dict(settings or {})
@@ -102,6 +146,7 @@ class CheatMonitor:
         self.kinds = kinds if kinds is not None else declared_kinds(self.detectors)
         self.frame_kinds = tuple(k for k in self.kinds if k != TAB_HIDDEN.name)
         self.pool = pool
+        self.remote = remote
         self.clock = clock
         self.on_episode = on_episode
         self.on_frame_error = on_frame_error
@@ -111,12 +156,8 @@ class CheatMonitor:
         self.clear_frames = int(s.get("clear_frames", 2))
         if self.consecutive_frames < 1 or self.clear_frames < 1:
             raise ValueError("[cheat] consecutive_frames and clear_frames must be >= 1")
-        self.max_width = int(s.get("max_width", vu.DEFAULT_MAX_WIDTH))
-        self.max_height = int(s.get("max_height", vu.DEFAULT_MAX_HEIGHT))
-        self.max_frame_bytes = int(s.get("max_frame_bytes", vu.DEFAULT_MAX_FRAME_BYTES))
-        self.min_side = int(s.get("min_side", vu.DEFAULT_MIN_SIDE))
-        self.work_width = int(s.get("work_width", vu.DEFAULT_WORK_WIDTH))
-        self.work_height = int(s.get("work_height", vu.DEFAULT_WORK_HEIGHT))
+        self.limits = frame_limits(s)
+        self.max_frame_bytes = self.limits["max_frame_bytes"]
         self.queue_size = max(1, int(s.get("queue_size", s.get("video_queue_frames", 2))))
         self.max_frame_age = float(s.get("max_frame_age_seconds", 10.0))
         self._vu = vu
@@ -132,7 +173,7 @@ class CheatMonitor:
         self.episodes: list[dict] = []            # every episode of this session, in order
         self.stats = {"frames_received": 0, "frames_processed": 0, "frames_dropped": 0,
                       "frames_invalid": 0, "detector_errors": 0, "episodes": 0,
-                      "last_frame_ms": 0.0}
+                      "last_frame_ms": 0.0, "remote_errors": 0}
 
     # -- input -------------------------------------------------------------------------------------
     async def submit_frame(self, jpeg: bytes) -> None:
@@ -212,10 +253,18 @@ class CheatMonitor:
                 self.stats["frames_dropped"] += 1
                 continue
             try:
-                signals, ms = await self.pool.run(self._analyse, jpeg)
-            except self._vu.FrameError as exc:
+                if self.remote is not None:
+                    signals, ms = await self._analyse_remote(jpeg)
+                else:
+                    signals, ms = await self.pool.run(self._analyse, jpeg)
+            except (self._vu.FrameError, RemoteFrameError) as exc:
                 self.stats["frames_invalid"] += 1
                 await self._call(self.on_frame_error, exc.text)
+                continue
+            except MediaUnavailable:
+                # logged by the client (once per distinct failure); the frame goes unanalysed
+                self.stats["remote_errors"] += 1
+                self.stats["frames_dropped"] += 1
                 continue
             except asyncio.CancelledError:
                 raise
@@ -232,26 +281,26 @@ class CheatMonitor:
 
     def _analyse(self, jpeg: bytes) -> tuple[list[CheatSignal], float]:
         """Blocking, in the vision pool: decode, validate, run every detector."""
-        t0 = time.perf_counter()
-        vu = self._vu
-        image = vu.decode_frame(jpeg, max_bytes=self.max_frame_bytes, max_width=self.max_width,
-                                max_height=self.max_height, min_side=self.min_side)
-        image = vu.fit_for_detection(image, self.work_width, self.work_height)
-        signals: list[CheatSignal] = []
-        for detector in self.detectors:
-            try:
-                out = detector.detect(image, self._states[detector.name])
-            except Exception:
-                log.exception("cheat detector %s failed", detector.name)
-                self.stats["detector_errors"] += 1
+        signals, ms, errors = analyse_frame(self.detectors, self._states, jpeg, self.limits, self.frame_kinds)
+        self.stats["detector_errors"] += errors
+        return signals, ms
+
+    async def _analyse_remote(self, jpeg: bytes) -> tuple[list[CheatSignal], float]:
+        """The media server runs the detectors; their states travel with the frame."""
+        names = [d.name for d in self.detectors]
+        signals, states, ms, errors = await self.remote.analyse(jpeg, names, self._states)
+        self.stats["detector_errors"] += errors
+        for name in names:
+            if isinstance(states.get(name), dict):
+                self._states[name] = states[name]
+        kept = []
+        for sig in signals:
+            if sig.detector not in self._states or (sig.kind is not None and sig.kind not in self.frame_kinds):
+                log.warning("media server returned a signal of detector %r kind %r that is not configured "
+                            "here; ignored", sig.detector, sig.kind)
                 continue
-            for sig in out or []:
-                if sig.kind is not None and sig.kind not in self.frame_kinds:
-                    log.warning("detector %s returned kind %r that it does not declare in its kinds; ignored",
-                                detector.name, sig.kind)
-                    continue
-                signals.append(sig)
-        return signals, (time.perf_counter() - t0) * 1000
+            kept.append(sig)
+        return kept, ms
 
     async def _merge(self, signals: list[CheatSignal], wall: str) -> None:
         if not signals:

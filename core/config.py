@@ -96,6 +96,11 @@ CORE_SETTINGS: dict[str, dict[str, Setting]] = {name: declare(spec) for name, sp
                    # most audio that may wait for them (beyond it an utterance is not recorded)
                    "encoder_threads": Setting(1, minimum=1), "encoder_nice": Setting(10, minimum=0),
                    "max_pending_seconds": _positive(1800.0)},
+    # a media server that runs the cheat detectors and encodes recordings (core/media_remote.py)
+    "media": {"url": Setting(None, str), "api_key_env": "MIANSHI_MEDIA_API_KEY",
+              "vision": True, "recordings": True,
+              "timeout_seconds": _positive(5.0), "encode_timeout_seconds": _positive(20.0),
+              "max_concurrency": Setting(32, minimum=1), "cooldown_seconds": _positive(5.0)},
     "report": {"max_attempts": Setting(5, minimum=1), "retry_base_seconds": _positive(30.0),
                "retry_max_seconds": _positive(900.0), "scorer_timeout_seconds": _positive(300.0),
                "upgrade_degraded": True,

@@ -25,6 +25,7 @@ from core.clock import Clock, SystemClock
 from core.config import data_dir
 from core.interfaces import InterviewStore, PluginContext
 from core.phase import INPUTS, Phase
+from core.media_remote import MediaClient
 from core.recording import MediaEncoder
 from core.plugins import PluginError, builtin_modules_for, check_plugin_tables, collect, describe, make_plugin_manager
 from core.session import Send, Session
@@ -82,7 +83,13 @@ class Engine:
         self.vision_pool = None
         self._vision_ended = {"received": 0, "processed": 0, "dropped": 0, "invalid": 0}
         # recordings' encoding: low-priority threads, bounded backlog (core/recording.py)
-        self.media_encoder = MediaEncoder.from_settings(config.get("recordings", {}))
+        # a media server for detection and encoding ([media] url; None: both in this process)
+        self.media = MediaClient.from_config(config, clock=self.clock)
+        media_cfg = config.get("media", {}) or {}
+        self.vision_remote = self.media if self.media is not None and media_cfg.get("vision", True) else None
+        self.media_encoder = MediaEncoder.from_settings(
+            config.get("recordings", {}),
+            remote=self.media if self.media is not None and media_cfg.get("recordings", True) else None)
         self.reports = None
         self.executor = ThreadPoolExecutor(max_workers=int(self.engine_cfg.get("blocking_workers", 4)),
                                            thread_name_prefix="mianshi-blocking")
@@ -216,11 +223,36 @@ class Engine:
             except ValueError as exc:
                 raise EngineStartError(str(exc)) from None
             self.vision_pool = VisionPool(workers=int(cfg.get("vision_workers", 1)))
+            if self.vision_remote is not None:
+                await self._check_media_server()
         from core.report import ReportService
         self.reports = ReportService(self.scorers, self.store, self.clock, self.config.get("report", {}),
                                      sections=self.report_sections, owner=f"{self.instance_id}:report")
         await self.reports.resume_pending()
         self.started = True
+
+    async def _check_media_server(self) -> None:
+        """The media server must run every configured detector, declaring the same kinds. One that
+        cannot be reached now is not fatal (frames are dropped until it answers; README, "Media
+        server")."""
+        from core.media_remote import MediaUnavailable
+        try:
+            info = await self.media.info()
+        except MediaUnavailable as exc:
+            log.warning("%s; cheat detection waits for it", exc)
+            return
+        remote = info.get("detectors") if isinstance(info, dict) else None
+        if not isinstance(remote, dict):
+            raise EngineStartError(f"media server {self.media.url}: GET /v1/media/info has no detectors")
+        for detector in self.detectors:
+            mine = sorted(k.name for k in getattr(detector, "kinds", ()) or ())
+            theirs = remote.get(detector.name)
+            if theirs is None:
+                raise EngineStartError(f"media server {self.media.url} does not run cheat detector "
+                                       f"{detector.name!r} (it runs: {', '.join(sorted(remote)) or 'none'})")
+            if sorted(theirs) != mine:
+                raise EngineStartError(f"cheat detector {detector.name!r} declares kinds {mine} here but "
+                                       f"{sorted(theirs)} on the media server {self.media.url}")
 
     async def close(self) -> None:
         """Server shutdown: every session is ended as if its connection closed (what was heard is
@@ -239,6 +271,8 @@ class Engine:
         if self.vision_pool is not None:
             self.vision_pool.close()
         self.media_encoder.close()
+        if self.media is not None:
+            await self.media.aclose()
         for obj in [self.asr, self.vad, self.code_runner, self.tts, *self.question_sources, *self.scorers,
                     *(self.corrections.correctors if self.corrections is not None else [])]:
             await _aclose(obj)
@@ -272,7 +306,8 @@ class Engine:
                 "asr": dict(self.asr_scheduler.stats) if self.asr_scheduler is not None else None,
                 "tts": dict(self.tts.stats) if self.tts is not None else None,
                 "corrections": dict(self.corrections.stats) if self.corrections is not None else None,
-                "recording_encoder": dict(self.media_encoder.stats)}
+                "recording_encoder": dict(self.media_encoder.stats),
+                "media_server": dict(self.media.stats) if self.media is not None else None}
 
     def track_closing(self, coro, name: str) -> asyncio.Task:
         """Run a session's cleanup as a task of its own: whoever awaits it may be cancelled (a

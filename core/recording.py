@@ -7,7 +7,8 @@ says ``audio_start``/``audio_end`` in seconds of that stream). ``Recorder`` (one
 every transcript entry its ``utterance_id`` and, for speech, cuts that span from the ring at once,
 then encodes and stores it in a task of its own: the session does not wait for it, a closing session
 does (the task is among the session writer's writes in flight). Encoding runs on the process's
-``MediaEncoder``: low-priority threads, with a bound on the audio waiting for them.
+``MediaEncoder``: low-priority threads, with a bound on the audio waiting for them, or on a media
+server (``[media] url``, ``core/media_remote.py``).
 
 No sanic, no motor: the store is the engine's (``save_media``; ``storage/media.py`` puts it in
 GridFS).
@@ -111,19 +112,24 @@ class MediaEncoder:
     ``max_pending_seconds`` is not recorded (its transcript entry stands; ``skipped_busy`` counts it
     and a warning says so) instead of holding ever more raw audio in memory."""
 
-    def __init__(self, workers: int = 1, nice: int = 10, max_pending_seconds: float = 1800.0) -> None:
+    def __init__(self, workers: int = 1, nice: int = 10, max_pending_seconds: float = 1800.0,
+                 remote=None) -> None:
+        """``remote``: a ``core.media_remote.MediaClient`` that encodes recordings first (``[media]
+        url`` with ``recordings = true``); what it fails to encode is encoded here."""
         if int(workers) < 1:
             raise ValueError("[recordings] encoder_threads must be >= 1")
         self.max_pending = float(max_pending_seconds)
         self.pending = 0.0
-        self._counts = {"encoded": 0, "skipped_busy": 0, "encode_cpu_seconds": 0.0}
+        self.remote = remote
+        self._counts = {"encoded": 0, "skipped_busy": 0, "encode_cpu_seconds": 0.0,
+                        "encoded_remote": 0, "remote_failed": 0}
         self.executor = ThreadPoolExecutor(max_workers=int(workers), thread_name_prefix="media-encode",
                                            initializer=lower_thread_priority, initargs=(int(nice),))
 
     @classmethod
-    def from_settings(cls, settings: dict) -> "MediaEncoder":
+    def from_settings(cls, settings: dict, remote=None) -> "MediaEncoder":
         return cls(int(settings.get("encoder_threads", 1)), int(settings.get("encoder_nice", 10)),
-                   float(settings.get("max_pending_seconds", 1800.0)))
+                   float(settings.get("max_pending_seconds", 1800.0)), remote=remote)
 
     def reserve(self, seconds: float) -> bool:
         """Room for ``seconds`` more audio to encode? (then it is counted until ``release``)."""
@@ -151,6 +157,20 @@ class MediaEncoder:
         result = await asyncio.get_running_loop().run_in_executor(self.executor, timed)
         self._counts["encoded"] += 1
         return result
+
+    async def opus(self, samples: np.ndarray) -> bytes:
+        """Ogg/Opus of one utterance: by the media server when there is one, else (or when it
+        fails) on these threads."""
+        if self.remote is not None:
+            from core.media_remote import MediaUnavailable
+            try:
+                data = await self.remote.encode(samples, SAMPLE_RATE)
+            except MediaUnavailable:
+                self._counts["remote_failed"] += 1
+            else:
+                self._counts["encoded_remote"] += 1
+                return data
+        return await self.run(encode_opus, samples)
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
@@ -222,7 +242,10 @@ class Recorder:
 
     async def _store_audio(self, uid: str, samples: np.ndarray, meta: dict) -> None:
         try:
-            data = await self._run_blocking(encode_opus, samples)
+            if self._encoder is not None:
+                data = await self._encoder.opus(samples)
+            else:
+                data = await self._run_blocking(encode_opus, samples)
         finally:
             if self._encoder is not None:
                 self._encoder.release(meta["duration"])

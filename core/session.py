@@ -413,7 +413,8 @@ class SessionInputs:
                                       on_episode=on_episode, on_frame_error=self._frame_error,
                                       settings={"video_queue_frames": engine.limits.get("video_queue_frames", 2),
                                                 **engine.config.get("cheat", {})},
-                                      on_episode_end=on_episode_end, kinds=engine.cheat_kinds)
+                                      on_episode_end=on_episode_end, kinds=engine.cheat_kinds,
+                                      remote=engine.vision_remote)
 
     def set_asr_context(self, context: AsrContext) -> None:
         self.asr_context = context

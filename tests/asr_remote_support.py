@@ -128,3 +128,39 @@ def stop(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+
+
+class ThreadedAiohttp:
+    """An aiohttp app on 127.0.0.1 (a free port) served by its own thread and event loop, for fakes
+    of remote servers; ``add_routes(router)`` adds the routes. ``close()`` stops it."""
+
+    def __init__(self, add_routes) -> None:
+        import asyncio
+        import threading
+        self.port = free_port()
+        self._add_routes = add_routes
+        self._ready = threading.Event()
+        self._loop: "asyncio.AbstractEventLoop | None" = None
+        self._thread = threading.Thread(target=self._main, daemon=True)
+        self._thread.start()
+        assert self._ready.wait(10)
+
+    def _main(self) -> None:
+        import asyncio
+        from aiohttp import web
+        self._loop = asyncio.new_event_loop()
+        app = web.Application(client_max_size=50 * 1024 * 1024)
+        self._add_routes(app.router)
+        runner = web.AppRunner(app)
+        self._loop.run_until_complete(runner.setup())
+        self._loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", self.port).start())
+        self._runner = runner
+        self._ready.set()
+        self._loop.run_forever()
+
+    def close(self) -> None:
+        import asyncio
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+

@@ -25,7 +25,8 @@ from core.settings import SettingsError
 from core.speech import AsrScheduler, SpeechPipeline
 from plugins.asr_openai import OpenAiAsr, RemoteAsrError, parse_answer, wav_bytes
 from plugins.vad_energy import EnergyVad
-from tests.asr_remote_support import TOKENS, build_model_dir, free_port, start_funasr_server, stop
+from tests.asr_remote_support import (TOKENS, ThreadedAiohttp, build_model_dir, free_port, start_funasr_server,
+                                     stop)
 from tests.asr_support import frames, load, references, silence
 
 CONTEXT = AsrContext(question="请介绍一下你做过的缓存项目。", terms=["Redis", "布隆过滤器"], domain="backend")
@@ -152,48 +153,28 @@ class FakeServer:
         self.text = "我們用了 Redis 做緩存"
         self.delay = 1.0
         self.forms: list[dict] = []
-        self.port = free_port()
-        self._ready = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread = threading.Thread(target=self._main, daemon=True)
-        self._thread.start()
-        assert self._ready.wait(10)
+        self._http = ThreadedAiohttp(lambda router: router.add_post("/v1/audio/transcriptions", self.transcriptions))
+        self.port = self._http.port
         self.url = f"http://127.0.0.1:{self.port}/v1"
 
-    def _main(self) -> None:
+    async def transcriptions(self, request):
         from aiohttp import web
-        self._loop = asyncio.new_event_loop()
-
-        async def transcriptions(request):
-            form = await request.post()
-            f = form.get("file")
-            self.forms.append({k: (v if isinstance(v, str) else v.file.read()) for k, v in form.items()})
-            assert f is not None
-            if self.mode == "slow":
-                await asyncio.sleep(self.delay)
-            if self.mode == "garbage":
-                return web.Response(text="<html><body>502 Bad Gateway</body></html>", content_type="text/html")
-            if self.mode == "huge":
-                return web.json_response({"text": "啊" * 5000})
-            if self.mode == "error500":
-                return web.json_response({"error": {"message": "boom"}}, status=500)
-            return web.json_response({"text": self.text})
-
-        app = web.Application(client_max_size=50 * 1024 * 1024)
-        app.router.add_post("/v1/audio/transcriptions", transcriptions)
-        runner = web.AppRunner(app)
-        self._loop.run_until_complete(runner.setup())
-        self._loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", self.port).start())
-        self._runner = runner
-        self._ready.set()
-        self._loop.run_forever()
+        form = await request.post()
+        f = form.get("file")
+        self.forms.append({k: (v if isinstance(v, str) else v.file.read()) for k, v in form.items()})
+        assert f is not None
+        if self.mode == "slow":
+            await asyncio.sleep(self.delay)
+        if self.mode == "garbage":
+            return web.Response(text="<html><body>502 Bad Gateway</body></html>", content_type="text/html")
+        if self.mode == "huge":
+            return web.json_response({"text": "啊" * 5000})
+        if self.mode == "error500":
+            return web.json_response({"error": {"message": "boom"}}, status=500)
+        return web.json_response({"text": self.text})
 
     def close(self) -> None:
-        async def shutdown():
-            await self._runner.cleanup()
-        asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
+        self._http.close()
 
 
 @pytest.fixture

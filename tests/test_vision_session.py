@@ -4,7 +4,6 @@ interview (real app, real embedded MongoDB, real BlazeFace)."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 
 import pytest
@@ -13,24 +12,12 @@ import websockets
 from core import events as ev
 from plugins._vision_util import encode_jpeg
 from tests import vision_images as vi
+from tests.ws_support import until, video_frame
 
 CONFIG = {"engine": {"phases": ["intro", "question"], "vad": "", "asr": "", "question_sources": ["bank"],
                      "scorers": ["heuristic"], "cheat_detectors": ["blazeface"], "code_runner": ""},
           "cheat": {"consecutive_frames": 3, "clear_frames": 2},
           "timing": {"intro_silence_seconds": 600.0}}
-
-
-def _frame(jpeg: bytes) -> str:
-    return json.dumps({"type": "video_frame", "frame_data": base64.b64encode(jpeg).decode(),
-                       "frame_type": "keyframe"})
-
-
-async def _until(predicate, timeout: float = 30.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("timed out waiting for the server")
-        await asyncio.sleep(0.01)
 
 
 @pytest.mark.asyncio
@@ -54,33 +41,33 @@ async def test_one_two_nobody_one_over_the_websocket(app_server_factory, api_cli
         task = asyncio.create_task(reader())
         await ws.send(json.dumps({"type": "create_stream", "interview_id": interview_id,
                                   "resume_id": resume_id}))
-        await _until(lambda: any(m["type"] == "stream_created" for m in received))
+        await until(lambda: any(m["type"] == "stream_created" for m in received))
         session = server.engine.sessions[interview_id]
         assert session.cheat is not None
 
         sent = 0
         for jpeg in [one] * 4 + [two] * 5 + [nobody] * 6 + [one] * 4 + [b"not a jpeg"] + [one]:
-            await ws.send(_frame(jpeg))
+            await ws.send(video_frame(jpeg))
             sent += 1
-            await _until(lambda: session.cheat.stats["frames_received"] == sent)
+            await until(lambda: session.cheat.stats["frames_received"] == sent)
             await session.cheat.drain()
-        await _until(lambda: any(m["type"] == "error" and "视频帧" in m.get("text", "") for m in received))
+        await until(lambda: any(m["type"] == "error" and "视频帧" in m.get("text", "") for m in received))
         cheats = [m for m in received if m["type"] == "cheat_detected"]
         assert [m["kind"] for m in cheats] == ["multiple_faces", "no_face"]
         assert cheats[0]["text"] == "检测到多个人，疑似作弊！"          # the guide's text
         assert cheats[1]["text"] == "未检测到人脸，请保持在摄像头画面中。"
 
         await ws.send(json.dumps({"type": "client_event", "event": "tab_hidden"}))
-        await _until(lambda: sum(m["type"] == "cheat_detected" for m in received) == 3)
+        await until(lambda: sum(m["type"] == "cheat_detected" for m in received) == 3)
         await ws.send(json.dumps({"type": "client_event", "event": "tab_visible"}))
-        await _until(lambda: "tab_hidden" not in session.cheat.open_episodes)
+        await until(lambda: "tab_hidden" not in session.cheat.open_episodes)
         assert [m["kind"] for m in received if m["type"] == "cheat_detected"][-1] == "tab_hidden"
         assert session.cheat.stats["frames_invalid"] == 1
         assert server.engine.stats()["vision_frames"] == {"received": sent, "processed": sent - 1,
                                                           "dropped": 0, "invalid": 1}   # GET /-/stats
         await ws.send(json.dumps({"type": "disconnect"}))
         await asyncio.wait_for(task, 10)
-    await _until(lambda: interview_id not in server.engine.sessions)
+    await until(lambda: interview_id not in server.engine.sessions)
     assert server.engine.stats()["vision_frames"]["processed"] == sent - 1      # ended sessions count on
 
     r = await client.get(f"/interviews/{interview_id}/")

@@ -127,3 +127,19 @@ class SilentPeer(Received):
     def abort(self) -> None:
         self.task.cancel()
         self.writer.transport.abort()
+
+
+def video_frame(jpeg: bytes) -> str:
+    """A ``video_frame`` message carrying ``jpeg``."""
+    import base64
+    return json.dumps({"type": "video_frame", "frame_data": base64.b64encode(jpeg).decode(),
+                       "frame_type": "keyframe"})
+
+
+async def until(predicate, timeout: float = 30.0) -> None:
+    """Poll ``predicate`` every 10 ms until it is true (AssertionError after ``timeout`` s)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("timed out waiting for the server")
+        await asyncio.sleep(0.01)
