@@ -268,12 +268,43 @@ async def level(servers: Servers, http: httpx.AsyncClient, token: str, resume_id
             "backlog_median": sorted(backlogs)[len(backlogs) // 2] if backlogs else 0}
 
 
+def pin_processes(servers: Servers) -> str:
+    """``--pin``: the server process (every thread, and its FSMN/voice workers) on CPU 0; this
+    process, the stand-ins, media_server.py and the embedded database on CPU 1. The web tier then
+    has one core to itself, and the parts that would run on other machines share the other."""
+    def taskset(pid: int, cpu: int) -> None:
+        subprocess.run(["taskset", "-a", "-p", "-c", str(cpu), str(pid)], check=True, stdout=subprocess.DEVNULL)
+
+    taskset(servers.proc.pid, 0)
+    elsewhere = [os.getpid(), servers.asr.pid] + ([servers.media_proc.pid] if servers.media_proc else [])
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                parent = int(fh.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                cmd = fh.read()
+        except (OSError, ValueError, IndexError):
+            continue
+        if parent == servers.proc.pid:
+            if b"mongoeco" in cmd:
+                elsewhere.append(int(entry))
+            else:
+                taskset(int(entry), 0)
+    for pid in elsewhere:
+        taskset(pid, 1)
+    return "server on CPU 0; clients, stand-ins, media server and database on CPU 1"
+
+
 async def run(levels: list[int], seconds: float, delay: float, max_concurrency: int, target_ms: float,
-              extra: dict, vad: str | None, vision: bool, media: str = "none") -> None:
+              extra: dict, vad: str | None, vision: bool, media: str = "none", pin: bool = False) -> None:
     servers = Servers(delay, max_concurrency, vad, vision, extra, media)
     try:
         async with httpx.AsyncClient(timeout=120) as http:
             await servers.up(http)
+            if pin:
+                print("pinned:", pin_processes(servers))
             r = await http.post(servers.base + "/users/register/",
                                 json={"username": f"w{uuid.uuid4().hex[:10]}", "password": "bench-pass-1"})
             token = r.json()["token"]
@@ -353,6 +384,8 @@ def main() -> None:
                     help="detectors and recording encoding: none = in the server (plugins.toml as it is), "
                          "standin = sent to the stand-in (what the web tier spends sending them away), "
                          "real = sent to media_server.py started on these same cores")
+    ap.add_argument("--pin", action="store_true",
+                    help="the server on CPU 0, everything else (clients, stand-ins, database) on CPU 1")
     ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                     help="a setting of a section plugins.toml does not have (TOML value), e.g. speech.vad_batch_frames=1")
     args = ap.parse_args()
@@ -370,7 +403,7 @@ def main() -> None:
             ap.error(f"--set {item!r}: expected SECTION.KEY=VALUE")
         extra.setdefault(section, {})[name] = value
     asyncio.run(run(levels, args.seconds, args.delay, args.max_concurrency, args.target_ms, extra, args.vad,
-                    not args.no_vision, args.media))
+                    not args.no_vision, args.media, args.pin))
 
 
 if __name__ == "__main__":
