@@ -43,6 +43,9 @@ class VadStream(Protocol):
 
 class Vad(Protocol):
     name: str
+    # optional ``inline = True``: its streams' calls take microseconds, so the speech pipeline makes
+    # them on the event loop instead of handing each frame to the VAD thread (the hand-off costs
+    # more than such a VAD); a model-based VAD leaves it out
 
     def open_stream(self) -> VadStream:
         """Per-session streaming state; the model itself is shared."""

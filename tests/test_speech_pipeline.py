@@ -254,3 +254,48 @@ async def test_queued_frames_reach_the_vad_together_and_nothing_changes_but_the_
     finals, starts, _ = results[1]
     assert len(finals) == len(starts) >= 2, finals
     assert finals[-1][2] == pytest.approx(pcm.size / RATE, abs=0.05)  # closed by the end of the stream
+
+
+async def test_an_inline_vad_runs_on_the_event_loop_and_others_on_the_vad_thread():
+    """``inline = True`` (the energy VAD) skips the hand-off to the VAD thread, which costs more than
+    such a VAD: every call on the loop's thread, the same utterances as through the thread."""
+    from plugins.vad_energy import EnergyVad
+    assert EnergyVad.inline is True
+    pcm = np.concatenate([quiet(0.3), tone(1.0), quiet(1.0), tone(0.6), quiet(1.0)])
+    pcm = (pcm + np.random.default_rng(3).normal(0, 30, pcm.size)).astype(np.int16)
+    loop_thread = threading.get_ident()
+    results = {}
+    for inline in (False, True):
+        threads: list[int] = []
+
+        class Vad(CountingVad):
+            def open_stream(self):
+                stream = super().open_stream()
+                accept = stream.accept
+
+                def traced(pcm):
+                    threads.append(threading.get_ident())
+                    return accept(pcm)
+                stream.accept = traced
+                return stream
+        vad = Vad()
+        vad.inline = inline
+        scheduler = AsrScheduler(workers=1)
+        events = []
+
+        async def on_event(ev, events=events):
+            events.append(ev)
+        pipe = SpeechPipeline(vad, DigestAsr(), scheduler, SystemClock(), on_event)
+        for i in range(0, pcm.size, 640):
+            await pipe.feed(pcm[i:i + 640].tobytes())
+            await asyncio.sleep(0)
+        await pipe.end_of_stream()
+        await pipe.drain()
+        await pipe.aclose()
+        scheduler.close()
+        assert pipe.errors == [] and threads
+        on_loop = {t == loop_thread for t in threads}
+        assert on_loop == {inline}
+        results[inline] = [(e.text, e.audio_start, e.audio_end) for e in events
+                           if isinstance(e, Transcript) and e.is_final]
+    assert len(results[True]) == 2 and results[True] == results[False]
