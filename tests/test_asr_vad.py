@@ -156,7 +156,8 @@ def test_fsmn_instances_share_the_model_and_its_call_lock():
 def test_fsmn_in_a_worker_process_segments_as_in_process_and_survives_its_death():
     """``worker_process = true``: the model runs in a child process (no GIL shared with the server's
     event loop). Streams segment exactly as in-process, interleaved; a worker killed mid-session
-    makes that call fail with a clear error and the next call starts a new one; aclose stops it."""
+    makes that call fail with a clear error and the next call starts a new one, and so does one that
+    hangs (after ``worker_timeout_seconds``); aclose stops it."""
     import asyncio
     import os
     import signal
@@ -195,6 +196,17 @@ def test_fsmn_in_a_worker_process_segments_as_in_process_and_survives_its_death(
         with pytest.raises(RuntimeError, match="FSMN-VAD worker: ValueError: bad request"):
             worker.worker.request(1, 999, b"\x00\x01\x02")              # half a sample
         assert segments(run(worker, pcms[1])) == segments(run(inproc, pcms[1])) and worker.worker.starts == 3
+        # one that hangs (stopped): the call gives up after worker_timeout_seconds instead of stalling
+        # every stream's VAD, the hung worker is killed, and the next call starts a new one
+        import time
+        worker.worker.timeout = 1.0
+        hung = worker.worker.proc
+        os.kill(hung.pid, signal.SIGSTOP)
+        t0 = time.monotonic()
+        with pytest.raises(VadSetupError, match="did not answer within 1 s"):
+            run(worker, pcms[0])
+        assert 0.9 < time.monotonic() - t0 < 5.0 and hung.poll() is not None and worker.worker.timeouts == 1
+        assert segments(run(worker, pcms[2])) == segments(run(inproc, pcms[2])) and worker.worker.starts == 4
     finally:
         proc = worker.worker.proc
         asyncio.run(worker.aclose())
