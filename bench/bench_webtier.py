@@ -398,7 +398,7 @@ def main() -> None:
     extra: dict = {}
     for item in args.set:
         key, _, value = item.partition("=")
-        section, _, name = key.partition(".")
+        section, _, name = key.rpartition(".")
         if not (section and name and value):
             ap.error(f"--set {item!r}: expected SECTION.KEY=VALUE")
         extra.setdefault(section, {})[name] = value
