@@ -28,7 +28,15 @@ process, the JPEGs through the detectors per session per second (a busy server d
 rather than queue them) and the recordings encoded or skipped. Everything runs on one 2-core
 machine (the clients and the stand-in too): their CPU is load the server would not have.
 ``--set SECTION.KEY=VALUE`` changes a plugins.toml setting for the run (e.g.
-``--set recordings.enabled=false``, ``--set speech.vad_batch_frames=1``).
+``--set recordings.enabled=false``, ``--set speech.vad_batch_frames=1``,
+``--set plugins.fsmn.worker_process=true``).
+
+``--media standin`` sends the JPEGs and the utterances to a media server (``[media] url``,
+README "Media server") played by the same stand-in process (a face per frame, a fixed Opus file per
+utterance): what the web tier spends sending that work away. ``--media real`` starts
+``media_server.py`` on these cores instead. ``--pin`` puts the server process (all its threads and
+its FSMN/voice workers) on CPU 0 and everything else (clients, stand-ins, media server, embedded
+database) on CPU 1: the web tier with one core to itself.
 """
 from __future__ import annotations
 
