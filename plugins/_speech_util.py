@@ -98,7 +98,15 @@ def collapse_repetitions(text: str, min_repeats: int = 3) -> str:
 def strip_restart(text: str, min_chars: int = 3, max_chars: int = 10) -> str:
     """Cut a "restart" at the end: Whisper, reaching the end of the audio, sometimes starts the
     utterance over ("主要负责订单系统和支付系统主要负"). The trailing copy of the text's own first
-    ``min_chars``..``max_chars`` characters is dropped when the rest is at least twice as long."""
+    ``min_chars``..``max_chars`` characters is dropped when the rest is at least twice as long; after
+    a sentence end, a trailing sentence of 6 or more characters that begins the text again is too."""
+    # a long restart after a sentence end ("…降到了八十毫秒左右。接口的平均响应时间从三百"): the last
+    # sentence is the beginning of the text again, 6 characters or more
+    m = re.search(r"[。？！?!]\s*([^。？！?!]+)[。？！?!]?\s*$", text or "")
+    if m:
+        tail, head = norm_for_match(m.group(1)), norm_for_match(text[:m.start(1)])
+        if len(tail) >= 6 and head.startswith(tail):
+            return text[:m.start(1)].rstrip()
     n = norm_for_match(text)
     for k in range(min(max_chars, (len(n) - 2) // 2), min_chars - 1, -1):
         if n.endswith(n[:k]):

@@ -73,6 +73,12 @@ def test_a_restart_at_the_end_is_cut():
     assert strip_restart("我们先做了分库，后来我们") == "我们先做了分库，后来我们"
     assert strip_restart("说完了说完了") == "说完了说完了"
     assert strip_restart("缓存穿透可以用布隆过滤器") == "缓存穿透可以用布隆过滤器"
+    # a long restart after a sentence end (seen on slowed speech): the whole beginning again
+    assert strip_restart("接口的平均响应时间从三百毫秒降到了八十毫秒左右。接口的平均响应时间从三百毫秒降到了八十") \
+        == "接口的平均响应时间从三百毫秒降到了八十毫秒左右。"
+    assert strip_restart("先讲背景。再讲方案。先讲背景和目标") == "先讲背景。再讲方案。先讲背景和目标"   # not a prefix
+    assert strip_restart("我说完了。我说完了") == "我说完了。我说完了"                           # short
+    assert strip_restart("我负责订单系统。我负责订单系统的接口") == "我负责订单系统。我负责订单系统的接口"
 
 
 def test_a_tail_of_prompt_words_after_the_answer_is_cut():
