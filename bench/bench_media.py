@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import aiohttp  # noqa: E402
 
 from bench_session import free_port, jpeg_frame, read_pcm, stop_server  # noqa: E402
-from bench_webtier import proc_cpu  # noqa: E402
+from bench_webtier import parse_levels, proc_cpu  # noqa: E402
 
 CLIPS = ("intro_01.wav", "intro_02.wav", "intro_03.wav", "answer_long.wav")
 SPEAKING = 0.6
@@ -157,12 +157,9 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=30.0, help="time per level")
     ap.add_argument("--workers", type=int, default=2, help="the server's threads for frames (and for audio)")
     args = ap.parse_args()
-    try:
-        levels = [int(x) for x in args.levels.split(",") if x.strip()]
-    except ValueError:
-        ap.error("--levels: comma-separated integers")
-    if not levels or min(levels) < 1 or args.workers < 1:
-        ap.error("--levels and --workers must be positive")
+    levels = parse_levels(ap, args.levels)
+    if args.workers < 1:
+        ap.error("--workers must be positive")
     asyncio.run(run(levels, args.seconds, args.workers))
 
 

@@ -378,6 +378,17 @@ async def run(levels: list[int], seconds: float, delay: float, max_concurrency: 
         servers.stop()
 
 
+def parse_levels(ap: argparse.ArgumentParser, text: str) -> list[int]:
+    """``--levels`` "25,50,100" as session counts (``ap.error`` on anything else)."""
+    try:
+        levels = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        ap.error("--levels: comma-separated integers, e.g. 50,100")
+    if not levels or min(levels) < 1:
+        ap.error("--levels: at least one positive count")
+    return levels
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--levels", default="25,50,75,100,125,150", help="session counts, comma-separated")
@@ -397,12 +408,7 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                     help="a setting of a section plugins.toml does not have (TOML value), e.g. speech.vad_batch_frames=1")
     args = ap.parse_args()
-    try:
-        levels = [int(x) for x in args.levels.split(",") if x.strip()]
-    except ValueError:
-        ap.error("--levels: comma-separated integers, e.g. 50,100")
-    if not levels or min(levels) < 1:
-        ap.error("--levels: at least one positive count")
+    levels = parse_levels(ap, args.levels)
     extra: dict = {}
     for item in args.set:
         key, _, value = item.partition("=")

@@ -30,6 +30,7 @@ import numpy as np
 from core.settings import apply, declare
 from core.hookspecs import hookimpl
 from core.interfaces import AsrContext, PluginContext
+from core.speech import frame_levels_db
 from plugins._term_fix import fix_terms, warm_up
 from plugins._speech_util import (build_prompt, collapse_repetitions, dbfs, is_hallucination,
                                   strip_prompt_echo, strip_prompt_tail, strip_restart, tidy)
@@ -279,8 +280,7 @@ def pause_splits(pcm: np.ndarray, pause_s: float, min_segment_s: float, rel_db: 
     n = pcm.size // 160
     if n == 0:
         return []
-    fr = pcm[: n * 160].astype(np.float32).reshape(n, 160) / 32768.0
-    level = 10.0 * np.log10((fr * fr).mean(axis=1) + 1e-12)
+    level = frame_levels_db(pcm)
     thr = max(floor_dbfs, float(level.max()) - rel_db)
     quiet = level < thr
     need = max(1, int(round(pause_s * 100)))
@@ -304,8 +304,7 @@ def trailing_quiet(pcm: np.ndarray, rel_db: float = 30.0, floor_dbfs: float = -5
     n = pcm.size // 160
     if n == 0:
         return 0.0
-    fr = pcm[: n * 160].astype(np.float32).reshape(n, 160) / 32768.0
-    level = 10.0 * np.log10((fr * fr).mean(axis=1) + 1e-12)
+    level = frame_levels_db(pcm)
     loud = np.nonzero(level >= max(floor_dbfs, float(level.max()) - rel_db))[0]
     if loud.size == 0:
         return n / 100.0

@@ -16,6 +16,7 @@ import numpy as np
 from core.settings import apply, declare
 from core.hookspecs import hookimpl
 from core.interfaces import PluginContext, VadEvent
+from core.speech import frame_levels_db
 
 FRAME = 160  # 10 ms at 16 kHz
 
@@ -67,10 +68,8 @@ class EnergyVadStream:
     @staticmethod
     def _features(data: np.ndarray, n: int) -> tuple[list[float], list[float]]:
         """Level (dBFS) and zero-crossing rate of each of the ``n`` 10 ms frames, in one numpy pass."""
-        frames = data[:n * FRAME].reshape(n, FRAME)
-        x = frames.astype(np.float32) / 32768.0
-        levels = 10.0 * np.log10(np.mean(x * x, axis=1) + 1e-12)
-        signs = np.signbit(frames)
+        levels = frame_levels_db(data[:n * FRAME], FRAME)
+        signs = np.signbit(data[:n * FRAME].reshape(n, FRAME))
         zcr = np.count_nonzero(signs[:, 1:] != signs[:, :-1], axis=1) / (FRAME - 1)
         return levels.tolist(), zcr.tolist()
 
