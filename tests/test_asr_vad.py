@@ -16,10 +16,12 @@ START_EARLY, START_LATE = 0.40, 0.20
 END_EARLY, END_LATE = 0.10, 0.40
 
 
-@pytest.fixture(scope="module", params=["energy", "fsmn"])
+@pytest.fixture(scope="module", params=["energy", "fsmn", "fsmn-funasr"])
 def vad(request):
     if request.param == "energy":
         return EnergyVad({})
+    if request.param == "fsmn-funasr":
+        return FsmnVad({"max_end_silence_time": 800, "engine": "funasr"})
     return FsmnVad({"max_end_silence_time": 800})
 
 
@@ -143,9 +145,10 @@ def test_fsmn_instances_share_the_model_and_its_call_lock():
     plugin instances over one model take turns: streams run in parallel threads segment exactly as
     they do one after the other."""
     from concurrent.futures import ThreadPoolExecutor
-    a, b = FsmnVad({"max_end_silence_time": 800}), FsmnVad({"max_end_silence_time": 800})
+    a = FsmnVad({"max_end_silence_time": 800, "engine": "funasr"})
+    b = FsmnVad({"max_end_silence_time": 800, "engine": "funasr"})
     assert a.model is b.model and a.call_lock is b.call_lock
-    assert FsmnVad({"max_end_silence_time": 500}).call_lock is not a.call_lock   # another model
+    assert FsmnVad({"max_end_silence_time": 500, "engine": "funasr"}).call_lock is not a.call_lock   # another model
     pcms = [np.concatenate([silence(0.5), load(name), silence(1.0)]) for name in NAMES[:4]]
     alone = [segments(run(a, pcm)) for pcm in pcms]
     with ThreadPoolExecutor(4) as pool:
@@ -162,8 +165,8 @@ def test_fsmn_in_a_worker_process_segments_as_in_process_and_survives_its_death(
     import os
     import signal
     from plugins.vad_fsmn import VadSetupError
-    inproc = FsmnVad({"max_end_silence_time": 800})
-    worker = FsmnVad({"max_end_silence_time": 800, "worker_process": True})
+    inproc = FsmnVad({"max_end_silence_time": 800, "engine": "funasr"})
+    worker = FsmnVad({"max_end_silence_time": 800, "worker_process": True, "engine": "funasr"})
     try:
         assert worker.model is None and worker.worker.proc.poll() is None
         pcms = [np.concatenate([silence(0.5), load(name), silence(1.0)]) for name in NAMES[:3]]

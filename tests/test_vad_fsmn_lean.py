@@ -1,0 +1,176 @@
+"""The lean FSMN-VAD engine (plugins/_fsmn_lean.py) against FunASR's own streaming call: the same
+segments, reported at the same audio frame, on every shared clip, on degraded copies of them, fed in
+any chunking, and many streams in one call; the segment rules' corners (a segment cut at
+``max_single_segment_time``); configurations it does not implement are refused."""
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from plugins._fsmn_lean import LeanFsmnModel, LeanStream, mel_banks, run
+from plugins.vad_fsmn import FsmnVad, VadSetupError, package_model_dir
+from tests.asr_support import DEV_AUDIO, frames, load, load_from, references, references_in, silence
+
+CLIPS = [("zh", n) for n in sorted(references())] + [("zh-dev", n) for n in sorted(references_in(DEV_AUDIO))]
+
+
+def clip(where: str, name: str) -> np.ndarray:
+    return load(name) if where == "zh" else load_from(DEV_AUDIO, name)
+
+
+def session_audio(pcm: np.ndarray) -> np.ndarray:
+    """Silence, the clip, a second of silence, its first half: starts, ends and a second segment."""
+    return np.concatenate([silence(0.5), pcm, silence(1.0), pcm[: len(pcm) // 2]])
+
+
+def calls(vad: FsmnVad, pcm: np.ndarray, size: int = 640) -> list:
+    """The events of every call, call by call (40 ms frames, then finish)."""
+    stream = vad.open_stream()
+    out = [stream.accept(f) for f in frames(pcm, size)]
+    return out + [stream.finish()]
+
+
+@pytest.fixture(scope="module")
+def engines():
+    return {m: (FsmnVad({"max_end_silence_time": m}), FsmnVad({"max_end_silence_time": m, "engine": "funasr"}))
+            for m in (300, 500)}
+
+
+def test_the_default_engine_is_lean_and_runs_inline():
+    lean, funasr = FsmnVad({}), FsmnVad({"engine": "funasr"})
+    assert lean.lean is not None and lean.inline and lean.model is None
+    assert funasr.lean is None and not funasr.inline
+
+
+@pytest.mark.parametrize("mes", [300, 500])
+def test_same_events_at_the_same_calls_as_funasr_on_every_shared_clip(engines, mes):
+    lean, funasr = engines[mes]
+    differ, events = [], 0
+    for where, name in CLIPS:
+        pcm = session_audio(clip(where, name))
+        a, b = calls(lean, pcm), calls(funasr, pcm)
+        events += sum(map(len, b))
+        if a != b:
+            differ.append(name)
+    assert not differ, differ
+    assert events >= 4 * len(CLIPS)       # every clip gave at least its two segments
+
+
+def degrade(pcm: np.ndarray, how: str, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = pcm.astype(np.float64)
+    if how == "noise":            # white noise at 10 dB SNR
+        p = np.mean(x ** 2)
+        x = x + rng.normal(0, np.sqrt(p / 10), len(x))
+    elif how == "quiet":          # -24 dB
+        x = x * 10 ** (-24 / 20)
+    elif how == "reverb":         # an exponentially decaying diffuse tail (RT60 ~0.5 s)
+        n = 8000
+        ir = rng.normal(0, 1, n) * np.exp(-6.9 * np.arange(n) / n)
+        ir[0] = 1.0
+        x = np.convolve(x, ir / np.sqrt(np.sum(ir ** 2)))[: len(x)]
+    return np.clip(np.round(x), -32768, 32767).astype(np.int16)
+
+
+@pytest.mark.parametrize("how", ["noise", "quiet", "reverb"])
+def test_same_events_on_degraded_speech(engines, how):
+    lean, funasr = engines[500]
+    picked = CLIPS[::5]
+    for i, (where, name) in enumerate(picked):
+        pcm = session_audio(degrade(clip(where, name), how, seed=i))
+        assert calls(lean, pcm) == calls(funasr, pcm), (how, name)
+
+
+def test_chunking_does_not_change_the_segments(engines):
+    lean, _ = engines[500]
+    pcm = session_audio(clip(*CLIPS[3])) 
+    flat = [e for c in calls(lean, pcm, 640) for e in c]
+    assert flat
+    for size in (160, 1234, 3200, 16000):
+        assert [e for c in calls(lean, pcm, size) for e in c] == flat, size
+
+
+def test_many_streams_in_one_call_segment_as_each_alone():
+    """``run`` takes several streams' audio at once (their frames share the network's matrix
+    products; streams with the same number of new frames share the memory step): each gets what it
+    gets alone, whatever the others are doing, including streams that finish in the same call."""
+    model = LeanFsmnModel(package_model_dir(), 500)
+    pcms = [session_audio(clip(*c)) for c in CLIPS[:6]]
+    sizes = [3200, 3200, 1600, 4800, 3200, 640]      # unequal: different frame counts per call
+
+    def alone(pcm, size):
+        s, out = LeanStream(model), []
+        for i in range(0, len(pcm), size):
+            out += run(model, [(s, pcm[i:i + size], False)])[0]
+        return out + run(model, [(s, np.zeros(160, np.int16), True)])[0]
+
+    want = [alone(p, z) for p, z in zip(pcms, sizes)]
+    streams = [LeanStream(model) for _ in pcms]
+    got = [[] for _ in pcms]
+    pos = [0] * len(pcms)
+    done = [False] * len(pcms)
+    while not all(done):
+        batch, who = [], []
+        for k, (p, z) in enumerate(zip(pcms, sizes)):
+            if done[k]:
+                continue
+            if pos[k] < len(p):
+                batch.append((streams[k], p[pos[k]: pos[k] + z], False))
+                pos[k] += z
+            else:
+                batch.append((streams[k], np.zeros(160, np.int16), True))
+                done[k] = True
+            who.append(k)
+        for k, found in zip(who, run(model, batch)):
+            got[k] += found
+    assert got == want
+    assert all(len(w) >= 4 for w in want)
+
+
+def model_copy(tmp_path: Path, **model_conf) -> Path:
+    """The packaged model in a directory of its own, with ``model_conf`` changed."""
+    dst = tmp_path / "fsmn"
+    shutil.copytree(package_model_dir(), dst)
+    conf = yaml.safe_load((dst / "config.yaml").read_text())
+    for k, v in model_conf.items():
+        section, _, key = k.partition("__")
+        conf[section][key] = v
+    (dst / "config.yaml").write_text(yaml.safe_dump(conf))
+    return dst
+
+
+def test_a_segment_longer_than_the_maximum_is_cut_the_same_way(tmp_path):
+    """``max_single_segment_time`` (60 s shipped; 2 s here): speech that goes on is cut there and
+    goes on in a new segment, in both engines."""
+    d = model_copy(tmp_path, model_conf__max_single_segment_time=2000)
+    lean = FsmnVad({"model_dir": str(d), "max_end_silence_time": 800})
+    funasr = FsmnVad({"model_dir": str(d), "max_end_silence_time": 800, "engine": "funasr"})
+    pcm = np.concatenate([silence(0.3), clip(*CLIPS[0]), clip(*CLIPS[1])])
+    a, b = calls(lean, pcm), calls(funasr, pcm)
+    assert a == b
+    ev = [e for c in a for e in c]
+    lengths = [(ev[i + 1].sample - ev[i].sample) / 16000 for i in range(0, len(ev), 2)]
+    assert len(lengths) >= 3 and max(lengths) <= 2.05, lengths
+
+
+def test_configurations_it_does_not_implement_are_refused(tmp_path):
+    d = model_copy(tmp_path, frontend_conf__lfr_m=7)
+    with pytest.raises(VadSetupError, match='engine = "funasr"'):
+        FsmnVad({"model_dir": str(d)})
+    with pytest.raises(ValueError, match="worker_process"):
+        FsmnVad({"worker_process": True})
+    with pytest.raises(ValueError, match="engine"):
+        FsmnVad({"engine": "fast"})
+
+
+def test_mel_filters_are_kaldis():
+    """Kaldi's bank: 80 triangles between 20 Hz and 8 kHz on the mel scale, each rising to one at
+    its centre bin and touching only its neighbours' centres."""
+    w = mel_banks(80)
+    assert w.shape == (256, 80) and (w >= 0).all() and w.max() <= 1.0
+    assert w[0].sum() == 0                     # DC is below 20 Hz
+    peaks = w.argmax(axis=0)
+    assert (np.diff(peaks) >= 0).all()         # centres rise with frequency
+    assert (w > 0).sum(axis=1).max() <= 2      # a bin is in at most two triangles
