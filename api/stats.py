@@ -1,5 +1,5 @@
 """``GET /-/stats``: live sessions, event-loop lag and memory (for operators and the benchmarks), and
-the speech streams' audio backlog; with a remote recogniser (``openai_asr``) its request counts and
+the speech streams' audio backlog and the speech events still waiting for their handler; with a remote recogniser (``openai_asr``) its request counts and
 latencies as ``asr_remote``.
 ``POST /-/stats/reset`` clears the lag window. Both are ``operator_only`` (api/auth.py)."""
 from __future__ import annotations
@@ -22,6 +22,7 @@ async def stats(request):
     return json({"success": True, **app.ctx.engine.stats(), "rss_bytes": rss_bytes(),
                  "tasks": len(asyncio.all_tasks()), "loop": app.ctx.loop_monitor.snapshot(),
                  "speech_backlog_frames": speech_backlog(app.ctx.engine),
+                 "speech_events_waiting": speech_events_waiting(app.ctx.engine),
                  **({"asr_remote": asr_summary()} if asr_summary else {})})
 
 
@@ -30,6 +31,14 @@ def speech_backlog(engine) -> dict:
     that keeps up has a few at most; a growing backlog means sessions fall behind real time."""
     sizes = [s.speech.backlog for s in engine.sessions.values() if s.speech is not None]
     return {"max": max(sizes, default=0), "total": sum(sizes)}
+
+
+def speech_events_waiting(engine) -> dict:
+    """Speech events (speech start/end, transcripts) emitted but not yet through the session's
+    handler (stored, sent): how many over the open streams, and the longest any has waited."""
+    pipes = [s.speech for s in engine.sessions.values() if s.speech is not None]
+    return {"total": sum(p.undelivered for p in pipes),
+            "max_wait_s": round(max((p.delivery_lag() for p in pipes), default=0.0), 3)}
 
 
 @bp.post("/-/stats/reset")

@@ -11,7 +11,9 @@ behind partials.
 at once; frames go through an internal bounded queue to a worker task, never dropped), runs the VAD,
 keeps the audio of the utterance in progress, asks for a partial every ``partial_interval_s`` of new
 speech and for one final per utterance, and reports ``SpeechStarted``/``SpeechEnded``/``Transcript``
-events in order through ``on_event``. Transcript text has its numbers in the one written form of
+events in order through ``on_event``: one delivery task per session calls it, so the audio never
+waits for a handler (a slow database write or client send delays the events, shown by
+``delivery_lag()``, not the VAD), and a partial still waiting is replaced by a newer one. Transcript text has its numbers in the one written form of
 ``core.itn`` (百分之四十 -> 40%), whichever recogniser produced it: shown, stored and scored alike.
 """
 from __future__ import annotations
@@ -304,7 +306,11 @@ class SpeechPipeline:
         self._uids = itertools.count(1)
         self._final_chain: asyncio.Task | None = None   # finals are emitted in utterance order
         self._tasks: set[asyncio.Task] = set()
-        self._event_lock = asyncio.Lock()
+        # events go out in order through one delivery task: the audio never waits for a handler
+        # (a slow database write or client send must not hold up the VAD of this session)
+        self._outbox: collections.deque[tuple[float, SpeechEvent]] = collections.deque()
+        self._deliverer: asyncio.Task | None = None
+        self.partials_superseded = 0       # partials replaced by a newer one before delivery
         self._finals_pending = 0
         self.errors: list[BaseException] = []
 
@@ -346,6 +352,21 @@ class SpeechPipeline:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
         if self._final_chain is not None:
             await asyncio.gather(self._final_chain, return_exceptions=True)
+        await self._delivered()
+
+    async def _delivered(self) -> None:
+        """Until every event emitted so far has been through the handler."""
+        while self._deliverer is not None and not self._deliverer.done():
+            await asyncio.gather(self._deliverer, return_exceptions=True)
+
+    @property
+    def undelivered(self) -> int:
+        """Events emitted but not yet through the handler."""
+        return len(self._outbox)
+
+    def delivery_lag(self) -> float:
+        """Seconds the oldest event not yet through the handler has waited (0 when none waits)."""
+        return max(0.0, self.clock.now() - self._outbox[0][0]) if self._outbox else 0.0
 
     async def aclose(self) -> None:
         self._closed = True
@@ -357,6 +378,7 @@ class SpeechPipeline:
                 t.cancel()
         if self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._delivered()      # what was said is still stored and sent
 
     # --- worker -------------------------------------------------------------------------------
     def _ensure_worker(self) -> None:
@@ -600,9 +622,27 @@ class SpeechPipeline:
         task.add_done_callback(self._tasks.discard)
 
     async def _emit(self, event: SpeechEvent) -> None:
-        async with self._event_lock:
+        """Queue ``event`` for the handler, in emission order; returns at once. A partial transcript
+        replaces any partial still waiting (only the newest hypothesis is worth showing), so a slow
+        handler gets fewer partials rather than a growing queue of stale ones."""
+        if isinstance(event, Transcript) and not event.is_final and self._outbox:
+            kept = [item for item in self._outbox
+                    if not (isinstance(item[1], Transcript) and not item[1].is_final)]
+            if len(kept) < len(self._outbox):
+                self.partials_superseded += len(self._outbox) - len(kept)
+                self._outbox = collections.deque(kept)
+        self._outbox.append((self.clock.now(), event))
+        if self._deliverer is None or self._deliverer.done():
+            self._deliverer = asyncio.get_running_loop().create_task(self._deliver(),
+                                                                     name=f"speech-events-{self.key[1]}")
+
+    async def _deliver(self) -> None:
+        while self._outbox:
+            _, event = self._outbox.popleft()
             try:
                 await self.on_event(event)
+            except asyncio.CancelledError:
+                raise
             except Exception as exc:
                 log.exception("speech event handler failed")
                 self.errors.append(exc)

@@ -1,7 +1,7 @@
 """FSMN-VAD without FunASR's per-call machinery: the same model and the same decisions, in numpy.
 
-FunASR's streaming ``generate()`` spends ~2.4 ms per 200 ms chunk of one stream, and under a tenth
-of that is the network: the rest is per-call set-up (deep copies of its runtime config), a Kaldi
+FunASR's streaming ``generate()`` spends ~1.7 ms per 200 ms chunk of one stream (``bench/bench_vad.py``),
+and a fifth of that is the network's arithmetic: the rest is per-call set-up (deep copies of its runtime config), a Kaldi
 fbank call per chunk, a few hundred small torch calls and a per-frame state machine that also
 copies the audio into output buffers nobody here reads. This module keeps what decides the
 segments and drops the rest:

@@ -3,8 +3,8 @@
 Two engines run the same model with the same segment rules (``engine`` in ``[plugins.fsmn]``):
 
 * ``lean`` (default): ``plugins/_fsmn_lean.py`` — the features, the network and the endpointing in
-  numpy, ~4x less CPU than FunASR's own streaming call and cheap enough (~0.4 ms per 200 ms chunk)
-  to run on the event loop (``inline``): no thread hop per audio frame. Its segments are FunASR's,
+  numpy, ~3x less CPU than FunASR's own streaming call (0.003 against 0.009 CPU s per audio s,
+  ``bench/bench_vad.py``) and cheap enough (~0.5 ms per 200 ms chunk) to run on the event loop (``inline``): no thread hop per audio frame. Its segments are FunASR's,
   to the millisecond, on every shared clip (``tests/test_vad_fsmn_lean.py``).
 * ``funasr``: ``funasr.AutoModel`` loaded once per process from the package's ``fsmn-vad`` asset
   directory; every session gets its own streaming cache; calls on the VAD thread.

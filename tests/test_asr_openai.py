@@ -396,6 +396,7 @@ async def test_session_reports_a_failed_utterance_and_goes_on(fake, app_server_f
         stats = (await http.get(server.base_url + "/-/stats")).json()
     asr = stats["asr_remote"]
     assert stats["asr"]["finals"] == 2 and stats["speech_backlog_frames"]["max"] == 0
+    assert stats["speech_events_waiting"] == {"total": 0, "max_wait_s": 0.0}
     assert (asr["finals_ok"], asr["finals_failed"], asr["failures"]) == (1, 1, {"bad_response": 1})
     assert asr["final_ms_p95"] > 0
 

@@ -299,3 +299,57 @@ async def test_an_inline_vad_runs_on_the_event_loop_and_others_on_the_vad_thread
         results[inline] = [(e.text, e.audio_start, e.audio_end) for e in events
                            if isinstance(e, Transcript) and e.is_final]
     assert len(results[True]) == 2 and results[True] == results[False]
+
+
+async def test_a_slow_event_handler_does_not_hold_up_the_audio():
+    """Events go to the handler in order through one delivery task: while the handler is stuck (a
+    slow database write, a slow client), the session's audio still goes through the VAD (its backlog
+    empties, later utterances are cut), and once the handler moves again every event arrives, in
+    the order emitted; ``drain`` waits for them. Partials still waiting are replaced by a newer one:
+    a slow handler is not sent stale hypotheses."""
+    pcm = np.concatenate([quiet(0.3), tone(1.5), quiet(1.2), tone(1.5), quiet(1.2), tone(1.5), quiet(1.2)])
+    pcm = (pcm + np.random.default_rng(5).normal(0, 30, pcm.size)).astype(np.int16)
+
+    async def collect(gate):
+        events, seen = [], asyncio.Event()
+
+        async def on_event(ev):
+            seen.set()
+            if gate is not None:
+                await gate.wait()
+            events.append(ev)
+        scheduler = AsrScheduler(workers=1)
+        vad = CountingVad()
+        pipe = SpeechPipeline(vad, DigestAsr(), scheduler, SystemClock(), on_event, {"vad_batch_frames": 1})
+        for i in range(0, pcm.size, 640):
+            await pipe.feed(pcm[i:i + 640].tobytes())
+            await asyncio.sleep(0)
+        return pipe, vad, scheduler, events, seen
+
+    gate = asyncio.Event()
+    pipe, vad, scheduler, events, seen = await collect(gate)
+    for _ in range(200):                                     # the VAD catches up with the handler stuck
+        if pipe.backlog == 0 and len(vad.calls) == -(-pcm.size // 640):
+            break
+        await asyncio.sleep(0.01)
+    assert seen.is_set() and events == []                    # the first event is stuck in the handler
+    assert pipe.backlog == 0 and len(vad.calls) == -(-pcm.size // 640)
+    assert pipe.undelivered >= 5                             # three starts and ends at least, waiting
+    waiting = [e for _, e in pipe._outbox if isinstance(e, Transcript) and not e.is_final]
+    assert len(waiting) <= 1 and pipe.partials_superseded >= 1   # each utterance had a partial
+    gate.set()
+    await pipe.end_of_stream()
+    await pipe.drain()
+    assert pipe.undelivered == 0
+    await pipe.aclose()
+    scheduler.close()
+    free_pipe, _, free_sched, free_events, _ = await collect(None)
+    await free_pipe.end_of_stream()
+    await free_pipe.drain()
+    await free_pipe.aclose()
+    free_sched.close()
+    kinds = [(type(e).__name__, getattr(e, "text", None)) for e in events if not (isinstance(e, Transcript) and not e.is_final)]
+    assert kinds == [(type(e).__name__, getattr(e, "text", None)) for e in free_events
+                     if not (isinstance(e, Transcript) and not e.is_final)]
+    assert sum(isinstance(e, SpeechStarted) for e in events) == 3
+    assert pipe.errors == []
