@@ -239,7 +239,7 @@ class Endpointer:
         noise = math.log(p_sil) * o.speech_2_noise_ratio if p_sil > 0 else -math.inf
         speech = math.log(1.0 - p_sil) if p_sil < 1 else -math.inf
         if math.exp(speech) >= math.exp(noise) + o.speech_noise_thres:
-            return db - self.noise_db >= o.snr_thres and db >= o.decibel_thres
+            return db - self.noise_db >= o.snr_thres
         n = o.noise_frame_num_used_for_snr
         self.noise_db = db if self.noise_db < -99.9 else (db + self.noise_db * (n - 1)) / n
         return False
@@ -320,9 +320,8 @@ class LeanStream:
     """One stream's features, network memory and endpointer."""
 
     def __init__(self, model: LeanFsmnModel) -> None:
-        self.model = model
         self.samples = np.zeros(0, np.float32)      # from the next fbank frame's first sample on
-        self.fbank_rows = np.zeros((0, 80), np.float32)   # fbank frames from ``row0`` on
+        self.fbank_rows = np.zeros((0, model.banks.shape[1]), np.float32)   # fbank frames from ``row0`` on
         self.row0 = 0
         self.n_fbank = 0
         self.n_out = 0                               # model frames done
@@ -336,7 +335,7 @@ def run(model: LeanFsmnModel, items: list[tuple[LeanStream, np.ndarray, bool]]) 
     """Feed each ``(stream, int16 audio, is_final)``; returns each stream's segment boundaries
     (``("start"|"end", ms)``). All streams' new frames go through the features and the network
     together."""
-    frames, levels_of, lfr, plan = [], [], [], []
+    frames, lfr, plan = [], [], []
     for stream, audio, final in items:
         x = np.concatenate([stream.samples, np.asarray(audio, dtype=np.float32)])
         n = (len(x) - FRAME_LEN) // FRAME_SHIFT + 1 if len(x) >= FRAME_LEN else 0
@@ -346,8 +345,8 @@ def run(model: LeanFsmnModel, items: list[tuple[LeanStream, np.ndarray, bool]]) 
         stream.samples = x[n * FRAME_SHIFT:]
         plan.append((stream, n, final))
     if frames:
-        allf = np.concatenate(frames).astype(np.float32)
-        fb = model.fbank(allf.copy())
+        allf = np.concatenate(frames)               # float32 (samples are kept as float32)
+        fb = model.fbank(allf)                      # reads allf, does not change it
         scaled = allf / 32768.0
         db = 10.0 * np.log10(np.einsum("ij,ij->i", scaled, scaled).astype(np.float64) + 1e-6)
     row = 0
@@ -376,7 +375,7 @@ def run(model: LeanFsmnModel, items: list[tuple[LeanStream, np.ndarray, bool]]) 
                     groups[-1][0].append(stream.memories)
                 else:
                     groups.append(([stream.memories], count))
-        p_sil = model.silence_posteriors(feats.astype(np.float32), groups).tolist()
+        p_sil = model.silence_posteriors(feats, groups).tolist()
     row = 0
     for stream, count, final in emits:
         out: list[tuple[str, int]] = []
@@ -384,7 +383,7 @@ def run(model: LeanFsmnModel, items: list[tuple[LeanStream, np.ndarray, bool]]) 
         for k in range(count):
             t = stream.n_out + k
             ep.step(t, p_sil[row + k], stream.levels[k], final and k == count - 1, out)
-        row += max(count, 0)
+        row += count
         if count > 0:
             stream.n_out += count
             del stream.levels[:count]

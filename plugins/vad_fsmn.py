@@ -9,7 +9,7 @@ Two engines run the same model with the same segment rules (``engine`` in ``[plu
 * ``funasr``: ``funasr.AutoModel`` loaded once per process from the package's ``fsmn-vad`` asset
   directory; every session gets its own streaming cache; calls on the VAD thread.
 
-With either, Audio is handed to the model in
+With either, audio is handed to the model in
 ``chunk_ms`` chunks; FunASR reports segment starts/ends in milliseconds from the stream start,
 which are turned into ``VadEvent``s in samples. ``max_end_silence_time`` (ms) is the silence
 that closes an utterance: it bounds the end-of-speech latency and decides how long a pause may be
@@ -243,6 +243,7 @@ class FsmnWorker:
 
 class FsmnVad:
     name = "fsmn"
+    inline = False          # True for the lean engine (set in __init__): called on the event loop
 
     def __init__(self, settings: dict | None = None) -> None:
         self.settings = apply("[plugins.fsmn]", SETTINGS, settings)
@@ -275,8 +276,6 @@ class FsmnVad:
 
     def open_stream(self) -> "FsmnVadStream":
         return FsmnVadStream(self)
-
-    inline = False
 
     def segments(self, stream: "FsmnVadStream", audio: np.ndarray, is_final: bool) -> list:
         if self.lean is not None:

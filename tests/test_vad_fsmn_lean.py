@@ -85,7 +85,7 @@ def test_same_events_on_degraded_speech(engines, how):
 
 def test_chunking_does_not_change_the_segments(engines):
     lean, _ = engines[500]
-    pcm = session_audio(clip(*CLIPS[3])) 
+    pcm = session_audio(clip(*CLIPS[3]))
     flat = [e for c in calls(lean, pcm, 640) for e in c]
     assert flat
     for size in (160, 1234, 3200, 16000):
