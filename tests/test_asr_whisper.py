@@ -229,3 +229,52 @@ def test_a_final_never_holds_much_less_than_the_partials_did(whisper):
     text = stream.final(pcm, ctx)
     assert "自我介绍就到这里" in text and "科技大学" in text, (text, partial)
     assert stream.short_finals == 1
+
+
+class _ScriptedEngine:
+    """WhisperStream's engine with scripted decodes: the whole utterance, or phrase by phrase."""
+
+    def __init__(self, whole: str, phrases: list[str]) -> None:
+        self.settings = dict(asr_whisper.DEFAULTS)
+        self.whole, self.phrases, self.calls = whole, list(phrases), 0
+
+    def transcribe(self, pcm, context, *, final):
+        self.calls += 1
+        return self.whole if final else self.phrases[min(self.calls, len(self.phrases)) - 1]
+
+    def fix_terms(self, text, context):
+        return text
+
+
+def _two_phrases() -> np.ndarray:
+    burst = (np.sin(np.arange(24000) * 0.3) * 8000).astype(np.int16)
+    return np.concatenate([burst, silence(0.5), burst, silence(0.2)])
+
+
+@pytest.mark.parametrize("phrases, kept", [
+    # the second phrase, decoded with the first as its prompt, said the first again: not taken
+    (["先开放给5%的用户", "先开放给15%的用"], "whole"),
+    # the whole decode dropped the second phrase, which the phrases have: taken
+    (["先开放给5%的用户", "再逐步扩大到全部用户"], "phrases"),
+])
+def test_a_short_final_takes_the_phrases_only_when_they_do_not_repeat_it(phrases, kept):
+    engine = _ScriptedEngine("先开放给5%的用户。", phrases)
+    stream = asr_whisper.WhisperStream(engine)
+    ctx = AsrContext("", [])
+    pcm = _two_phrases()
+    partial = stream.partial(pcm, ctx)
+    assert partial == "，".join(phrases)
+    engine.calls = 0
+    text = stream.final(pcm, ctx)
+    if kept == "whole":
+        assert text == "先开放给5%的用户。" and stream.short_finals == 0
+    else:
+        assert text == "先开放给5%的用户，再逐步扩大到全部用户" and stream.short_finals == 1
+
+
+def test_repeats_beyond_counts_runs_the_reference_lacks():
+    assert asr_whisper.repeats_beyond("先开放给5%的用户先开放给15%的用", "先开放给5%的用户")
+    assert not asr_whisper.repeats_beyond("先开放给5%的用户，再逐步扩大", "先开放给5%的用户")
+    # said twice in both: not an echo of the decode
+    assert not asr_whisper.repeats_beyond("我们的系统很快，我们的系统很稳", "我们的系统很快。我们的系统很稳。")
+    assert not asr_whisper.repeats_beyond("", "")
