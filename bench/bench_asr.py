@@ -150,7 +150,9 @@ def load_set(names: list[str] | None, which: str = "zh", audio_dir: Path | None 
 def degrade(items, out_dir: Path) -> Path:
     """Degraded copies of the recordings made with sox into ``out_dir`` (transcripts.tsv beside):
     speed 0.9 and 1.1 (tempo and pitch, as ``speed``), white noise mixed at about 15 dB SNR,
-    reverb (sox ``reverb 50``), and 12 dB quieter."""
+    reverb (sox ``reverb 50``), and 12 dB quieter. sox runs repeatable (``-R``: fixed seeds for the
+    noise and the dither), so every run plays the same copies and two settings compare on the same
+    noise (with fresh noise per run, the noise variant's CER moved by ~2 points between runs)."""
     import shutil
     import subprocess
     import wave
@@ -169,14 +171,14 @@ def degrade(items, out_dir: Path) -> Path:
             "quiet": ["vol", "-12dB"],
         }
         for tag, eff in effects.items():
-            subprocess.run(["sox", str(src), "-r", "16000", "-c", "1", "-b", "16",
+            subprocess.run(["sox", "-R", str(src), "-r", "16000", "-c", "1", "-b", "16",
                             str(out_dir / f"{name}@{tag}.wav"), *eff, "rate", "16000"], check=True)
             lines.append(f"{name}@{tag}\t{ref}")
         noise = out_dir / f"{name}.noise.wav"
         dur = len(pcm) / 16000
-        subprocess.run(["sox", "-n", "-r", "16000", "-c", "1", "-b", "16", str(noise), "synth", f"{dur}",
+        subprocess.run(["sox", "-R", "-n", "-r", "16000", "-c", "1", "-b", "16", str(noise), "synth", f"{dur}",
                         "whitenoise", "vol", f"{level * 10 ** (-15 / 20) * 1.73:.5f}"], check=True)
-        subprocess.run(["sox", "-m", str(src), str(noise), "-b", "16", str(out_dir / f"{name}@noise.wav")],
+        subprocess.run(["sox", "-R", "-m", str(src), str(noise), "-b", "16", str(out_dir / f"{name}@noise.wav")],
                        check=True)
         lines.append(f"{name}@noise\t{ref}")
         src.unlink(), noise.unlink()
@@ -257,6 +259,7 @@ def analyse(events, fed_at, segs):
         if prior:
             lat_vad.append(t_final - prior[-1])
     pairs = [("".join(ev.text for _, ev in hyps[s["name"]]), s["ref"]) for s in segs]
+    shown = [" | ".join(ev.text for _, ev in hyps[s["name"]]) for s in segs]   # one final per piece
     # the same finals before the sound-alike correction, and corrected towards the context only
     # (VARIANTS: recorded by the fix_terms wrapper of main())
     for k, label in ((0, "raw"), (1, "context")):
@@ -278,7 +281,7 @@ def analyse(events, fed_at, segs):
         elif isinstance(ev, SpeechEnded):
             last = None
     n_utts = sum(1 for _, ev in events if isinstance(ev, SpeechStarted))
-    return {"pairs": pairs, "pairs_raw": pairs_raw, "pairs_ctx": pairs_ctx, "lat_speech": lat_speech, "lat_vad": lat_vad, "gaps": gaps, "n_utts": n_utts,
+    return {"pairs": pairs, "shown": shown, "pairs_raw": pairs_raw, "pairs_ctx": pairs_ctx, "lat_speech": lat_speech, "lat_vad": lat_vad, "gaps": gaps, "n_utts": n_utts,
             "n_final": len(finals), "n_partial": sum(1 for _, ev in events
                                                      if isinstance(ev, Transcript) and not ev.is_final)}
 
@@ -297,13 +300,13 @@ async def run_load(n, vad, asr, scheduler, audio, segs, context_on, settings):
         for i in range(n)])
     cpu = cpu_seconds() - c0
     wall = time.monotonic() - w0
-    merged = {"pairs": [], "pairs_raw": [], "pairs_ctx": [], "lat_speech": [], "lat_vad": [], "gaps": [], "n_utts": 0, "n_final": 0,
+    merged = {"pairs": [], "shown": [], "pairs_raw": [], "pairs_ctx": [], "lat_speech": [], "lat_vad": [], "gaps": [], "n_utts": 0, "n_final": 0,
               "n_partial": 0, "errors": 0}
     merged["speculative_hits"] = 0
     for events, fed_at, errors, hits in results:
         merged["speculative_hits"] += hits
         r = analyse(events, fed_at, segs)
-        for k in ("pairs", "pairs_raw", "pairs_ctx", "lat_speech", "lat_vad", "gaps"):
+        for k in ("pairs", "shown", "pairs_raw", "pairs_ctx", "lat_speech", "lat_vad", "gaps"):
             merged[k] += r[k]
         for k in ("n_utts", "n_final", "n_partial"):
             merged[k] += r[k]
@@ -427,7 +430,7 @@ def main() -> int:
         cer = corpus_cer(r["pairs"])
         print(f"\n== one real-time stream ({passes} pass{'es' if passes > 1 else ''} over the set) ==")
         n_items = len(items)
-        for i, ((hyp, ref), s) in enumerate(zip(r["pairs"][:n_items], one_segs[:n_items])):
+        for i, (hyp, s) in enumerate(zip(r["shown"][:n_items], one_segs[:n_items])):
             lats = "/".join(f"{one_segs[i + k * n_items].get('latency', float('nan')):.2f}" for k in range(passes))
             print(f"  {s['name']:13s} {lats} s  {hyp}")
         print(f"CER of finals                 {cer * 100:.1f} %   (numbers normalised, core/itn.py)")
