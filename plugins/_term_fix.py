@@ -12,7 +12,8 @@ question and its reference points (jieba), alone and joined with one or two neig
 "布隆" + "过滤器" is a candidate too).  A span matches a term of the same length when every
 syllable is the same or a near miss (n/l, z/zh, c/ch, s/sh, f/h, r/l initials; in/ing, en/eng,
 an/ang, i/ü, … finals, each costing half) and the total cost is at most a quarter of the
-syllables.  Two-character terms must sound exactly the same and share a character with the span.
+syllables.  Two-character terms must sound exactly the same and either share a character with the
+span or replace a span that is no word at all (韩束 -> 函数, 接偶 -> 解耦; never the word 用力 -> 用例).
 Longer terms win over shorter ones; spans never overlap.
 
 The same pass then runs with the domain lexicon (plugins/_lexicon.py: thousands of interview terms
@@ -259,7 +260,7 @@ def _match_cost(span: str, a: tuple, term: str, b: tuple) -> float | None:
             return None
         total += c
     if n == 2:
-        return total if total == 0 and (span[0] == term[0] or span[1] == term[1]) else None
+        return total if total == 0 and (span[0] == term[0] or span[1] == term[1] or _freq(span) == 0) else None
     return total if total <= n / 4 else None
 
 

@@ -22,7 +22,9 @@ def test_lexicon_size_and_sources():
 
 
 @pytest.mark.parametrize("heard, meant, domain", [
-    ("韩束的作用预和辩量", "韩束的作用域和变量", "frontend"),     # 韩束 shares no character: left
+    ("韩束的作用预和辩量", "函数的作用域和变量", "frontend"),     # 韩束: no character shared, not a word
+    ("两个模块之间要接偶", "两个模块之间要解耦", "backend"),
+    ("开发环境可以配一个带离", "开发环境可以配一个代理", "frontend"),
     ("服务要做融断和降机", "服务要做熔断和降级", "backend"),
     ("接口的密等信怎么保证", "接口的幂等性怎么保证", "backend"),
     ("训练了很久模型才收脸", "训练了很久模型才收敛", "algo"),
