@@ -69,7 +69,7 @@ DEFAULTS = {
     "compute_type": "int8",
     "cpu_threads": 1,              # per worker; the scheduler runs `num_workers` calls at once
     "num_workers": 2,
-    "beam_size": 1,                # finals
+    "beam_size": 5,                # finals (beam search: ~1.5 points of CER on degraded speech)
     "partial_beam_size": 1,
     "final_min_window_s": 8.0,     # finals: encode at least this much (audio + silence)
     "partial_min_window_s": 4.0,   # partials: encode at least this much
@@ -82,12 +82,13 @@ DEFAULTS = {
     "lexicon": True,               # ... then -> domain lexicon terms (plugins/_lexicon.py)
     "lexicon_prompt_terms": 0,     # lexicon terms related to the question put in the prompt
     "piecewise": True,             # partials: cut at pauses, decode and cache each phrase once
-    "whole_max_s": 6.0,            # longer utterances: the final decodes only what follows the
+    "whole_max_s": 12.0,           # longer utterances: the final decodes only what follows the
                                    # last pause it was prepared at (0 = always the whole utterance)
     "pause_s": 0.3,                # a pause this long is a cut point
     "min_segment_s": 1.0,          # no piece shorter than this
     "min_dbfs": -50.0,             # quieter utterances are treated as silence
-    "no_speech_threshold": 0.6,
+    "no_speech_threshold": 0.4,    # with a low score, "no speech" (0.6 before beam search: bursts
+                                   # of noise came out as 试试 / 证据 / 轻; speech stays <= 0.34)
     "logprob_threshold": -1.0,
 }
 SETTINGS = declare(DEFAULTS)
