@@ -34,18 +34,13 @@ from bench_asr import (SETS, apply_override, build_stream, context_for, degrade,
                        load_set, make_plugins)
 from core.config import load_config  # noqa: E402
 from plugins._speech_util import edit_distance, normalize_for_cer  # noqa: E402
-
-FRAME = 640
+from tests.asr_support import vad_events  # noqa: E402
 
 
 def segments(vad, audio) -> list[tuple[int, int]]:
     """(start, end) samples of the utterances the VAD finds, fed 40 ms at a time."""
-    stream, out, start = vad.open_stream(), [], None
-    events = []
-    for i in range(0, len(audio), FRAME):
-        events += stream.accept(audio[i:i + FRAME])
-    events += stream.finish()
-    for ev in events:
+    out, start = [], None
+    for ev in vad_events(vad, audio):
         if ev.kind == "start" and start is None:
             start = ev.sample
         elif ev.kind == "end" and start is not None:

@@ -50,6 +50,16 @@ def frames(pcm: np.ndarray, size: int = 640):
         yield pcm[i:i + size]
 
 
+def vad_events(vad, pcm: np.ndarray) -> list:
+    """The events of one VAD stream fed ``pcm`` in 40 ms frames, then finished."""
+    stream = vad.open_stream()
+    events = []
+    for frame in frames(pcm):
+        events += stream.accept(frame)
+    events += stream.finish()
+    return events
+
+
 # --- the development set and its fixed split ---------------------------------------------------
 DEV_AUDIO = SHARED / "audio" / "zh-dev"
 

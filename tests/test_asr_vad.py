@@ -7,7 +7,7 @@ import pytest
 
 from plugins.vad_energy import EnergyVad
 from plugins.vad_fsmn import FsmnVad
-from tests.asr_support import frames, load, references, silence, voiced_bounds
+from tests.asr_support import frames, load, references, silence, vad_events, voiced_bounds
 
 NAMES = sorted(references())
 # reported start may precede the first voiced sample by the look-back, end follow the last by the
@@ -25,15 +25,6 @@ def vad(request):
     return FsmnVad({"max_end_silence_time": 800})
 
 
-def run(vad, pcm):
-    stream = vad.open_stream()
-    events = []
-    for frame in frames(pcm):
-        events += stream.accept(frame)
-    events += stream.finish()
-    return events
-
-
 def segments(events):
     kinds = [e.kind for e in events]
     assert kinds == ["start", "end"] * (len(kinds) // 2), kinds
@@ -45,7 +36,7 @@ def test_each_recording_is_one_utterance_with_tight_boundaries(vad, name):
     pcm = load(name)
     lead = 16000
     stream = np.concatenate([silence(1.0), pcm, silence(1.5)])
-    segs = segments(run(vad, stream))
+    segs = segments(vad_events(vad, stream))
     assert len(segs) == 1, f"{name}: {segs}"
     a, b = voiced_bounds(pcm)
     start, end = (x / 16000 for x in segs[0])
@@ -62,7 +53,7 @@ def test_a_session_of_several_answers_gives_one_segment_each(vad):
         spans.append((pos + a, pos + b))
         parts += [pcm, silence(1.5)]
         pos += len(pcm) + 24000
-    segs = segments(run(vad, np.concatenate(parts)))
+    segs = segments(vad_events(vad, np.concatenate(parts)))
     assert len(segs) == len(names), segs
     for (s, e), (a, b) in zip(segs, spans):
         assert a - START_EARLY * 16000 <= s <= a + START_LATE * 16000
@@ -94,7 +85,7 @@ def test_configured_fsmn_cuts_only_inside_pauses(name):
     settings = dict(load_config().get("plugins", {}).get("fsmn", {}))
     vad = FsmnVad(settings)
     pcm = load(name)
-    segs = segments(run(vad, np.concatenate([silence(1.0), pcm, silence(1.5)])))
+    segs = segments(vad_events(vad, np.concatenate([silence(1.0), pcm, silence(1.5)])))
     segs = [(a / 16000 - 1.0, b / 16000 - 1.0) for a, b in segs]
     a, b = (x / 16000 for x in voiced_bounds(pcm))
     assert a - START_EARLY <= segs[0][0] <= a + START_LATE, (name, segs)
@@ -108,14 +99,14 @@ def test_configured_fsmn_cuts_only_inside_pauses(name):
 
 
 def test_silence_and_steady_noise_give_no_speech(vad):
-    assert run(vad, silence(3.0)) == []
-    assert run(vad, silence(3.0, level_dbfs=-60)) == []
+    assert vad_events(vad, silence(3.0)) == []
+    assert vad_events(vad, silence(3.0, level_dbfs=-60)) == []
 
 
 def test_speech_cut_off_by_end_of_stream_is_closed(vad):
     pcm = load("intro_02")
     stream = np.concatenate([silence(0.5), pcm[: len(pcm) // 2]])
-    events = run(vad, stream)
+    events = vad_events(vad, stream)
     segs = segments(events)
     assert len(segs) == 1
     assert segs[0][1] <= len(stream) + 160
@@ -150,9 +141,9 @@ def test_fsmn_instances_share_the_model_and_its_call_lock():
     assert a.model is b.model and a.call_lock is b.call_lock
     assert FsmnVad({"max_end_silence_time": 500, "engine": "funasr"}).call_lock is not a.call_lock   # another model
     pcms = [np.concatenate([silence(0.5), load(name), silence(1.0)]) for name in NAMES[:4]]
-    alone = [segments(run(a, pcm)) for pcm in pcms]
+    alone = [segments(vad_events(a, pcm)) for pcm in pcms]
     with ThreadPoolExecutor(4) as pool:
-        together = list(pool.map(lambda ip: segments(run((a, b)[ip[0] % 2], ip[1])), enumerate(pcms)))
+        together = list(pool.map(lambda ip: segments(vad_events((a, b)[ip[0] % 2], ip[1])), enumerate(pcms)))
     assert together == alone
 
 
@@ -179,12 +170,12 @@ def test_fsmn_in_a_worker_process_segments_as_in_process_and_survives_its_death(
                     got[k] += stream.accept(chunks[k][i])
         for k, stream in enumerate(streams):
             got[k] += stream.finish()
-        assert [segments(g) for g in got] == [segments(run(inproc, pcm)) for pcm in pcms]
+        assert [segments(g) for g in got] == [segments(vad_events(inproc, pcm)) for pcm in pcms]
         assert all(segments(g) for g in got)
         # a worker found dead before a call is started again at once
         os.kill(worker.worker.proc.pid, signal.SIGKILL)
         worker.worker.proc.wait(10)
-        assert segments(run(worker, pcms[0])) == segments(run(inproc, pcms[0]))
+        assert segments(vad_events(worker, pcms[0])) == segments(vad_events(inproc, pcms[0]))
         assert worker.worker.starts == 2
         # one that dies during a call: that call fails, saying so; the next starts a new worker
         dying = worker.worker.proc
@@ -192,13 +183,13 @@ def test_fsmn_in_a_worker_process_segments_as_in_process_and_survives_its_death(
         dying.wait(10)
         dying.poll = lambda: None                        # as if it died after the check
         with pytest.raises(VadSetupError, match="died"):
-            run(worker, pcms[0])
-        assert segments(run(worker, pcms[0])) == segments(run(inproc, pcms[0]))
+            vad_events(worker, pcms[0])
+        assert segments(vad_events(worker, pcms[0])) == segments(vad_events(inproc, pcms[0]))
         assert worker.worker.starts == 3
         # a request the worker cannot serve is answered with its error; the worker goes on
         with pytest.raises(RuntimeError, match="FSMN-VAD worker: ValueError: bad request"):
             worker.worker.request(1, 999, b"\x00\x01\x02")              # half a sample
-        assert segments(run(worker, pcms[1])) == segments(run(inproc, pcms[1])) and worker.worker.starts == 3
+        assert segments(vad_events(worker, pcms[1])) == segments(vad_events(inproc, pcms[1])) and worker.worker.starts == 3
         # one that hangs (stopped): the call gives up after worker_timeout_seconds instead of stalling
         # every stream's VAD, the hung worker is killed, and the next call starts a new one
         import time
@@ -207,9 +198,9 @@ def test_fsmn_in_a_worker_process_segments_as_in_process_and_survives_its_death(
         os.kill(hung.pid, signal.SIGSTOP)
         t0 = time.monotonic()
         with pytest.raises(VadSetupError, match="did not answer within 1 s"):
-            run(worker, pcms[0])
+            vad_events(worker, pcms[0])
         assert 0.9 < time.monotonic() - t0 < 5.0 and hung.poll() is not None and worker.worker.timeouts == 1
-        assert segments(run(worker, pcms[2])) == segments(run(inproc, pcms[2])) and worker.worker.starts == 4
+        assert segments(vad_events(worker, pcms[2])) == segments(vad_events(inproc, pcms[2])) and worker.worker.starts == 4
     finally:
         proc = worker.worker.proc
         asyncio.run(worker.aclose())
