@@ -30,6 +30,12 @@ def whisper(tmp_path_factory):
     return asr_whisper.WhisperAsr.from_context(ctx)
 
 
+def with_settings(settings: dict) -> asr_whisper.WhisperAsr:
+    """The plugin made again from the data directory of the model already loaded, with ``settings``."""
+    data_dir = next(iter(asr_whisper._models))[0].rsplit("/models/", 1)[0]
+    return asr_whisper.WhisperAsr.from_context(PluginContext("whisper", settings, {}, data_dir, SystemClock()))
+
+
 @pytest.fixture(scope="module")
 def scheduler():
     s = AsrScheduler(workers=2)
@@ -95,12 +101,9 @@ def test_unknown_setting_is_refused(tmp_path):
 
 def test_model_is_loaded_once_per_process(whisper, tmp_path_factory):
     ctx = PluginContext("whisper", {}, {}, Path(whisper.model.model.model_path if hasattr(whisper.model.model, "model_path") else "."), SystemClock())
-    again = asr_whisper.WhisperAsr.from_context(
-        PluginContext("whisper", {}, {}, next(iter(asr_whisper._models))[0].rsplit("/models/", 1)[0], SystemClock()))
+    again = with_settings({})
     assert again.model is whisper.model
-    other = asr_whisper.WhisperAsr.from_context(
-        PluginContext("whisper", {"beam_size": 2}, {}, next(iter(asr_whisper._models))[0].rsplit("/models/", 1)[0],
-                      SystemClock()))
+    other = with_settings({"beam_size": 2})
     assert other.model is whisper.model and other.settings["beam_size"] == 2
 
 
@@ -224,9 +227,7 @@ def test_a_final_never_holds_much_less_than_the_partials_did(whisper):
     all, and the fallback is not needed.)"""
     pcm = np.concatenate([load("intro_01")[3 * 16000:], silence(0.6), load("intro_end"), silence(0.2)])
     ctx = AsrContext("请开始自我介绍吧", ["Python", "Django"], domain="backend")
-    greedy = asr_whisper.WhisperAsr.from_context(PluginContext(
-        "whisper", {"beam_size": 1}, {}, next(iter(asr_whisper._models))[0].rsplit("/models/", 1)[0],
-        SystemClock()))
+    greedy = with_settings({"beam_size": 1})
     for engine, fallbacks in ((greedy, 1), (whisper, 0)):
         stream = engine.open_stream()
         partial = stream.partial(pcm, ctx)
