@@ -124,14 +124,23 @@ async def wait_up(base: str, proc: subprocess.Popen, timeout: float = 300) -> No
     raise RuntimeError("server did not come up")
 
 
+async def new_candidate(base: str, http: httpx.AsyncClient, prefix: str = "b") -> tuple[str, int]:
+    """A user registered (a random name starting with ``prefix``) with the benchmark resume: its
+    token and the resume id."""
+    r = await http.post(base + "/users/register/",
+                        json={"username": f"{prefix}{uuid.uuid4().hex[:10]}", "password": "bench-pass-1"})
+    r.raise_for_status()
+    token = r.json()["token"]
+    r = await http.post(base + "/users/resume/", json=RESUME, headers={"Authorization": f"Bearer {token}"})
+    r.raise_for_status()
+    return token, r.json()["resume_id"]
+
+
 async def client_session(base: str, ws_base: str, audio_frames: list[str], video: str, seconds: float,
                          ready: asyncio.Barrier, counts: dict) -> None:
     async with httpx.AsyncClient(timeout=60) as http:
-        r = await http.post(base + "/users/register/", json={"username": f"b{uuid.uuid4().hex[:10]}",
-                                                             "password": "bench-pass-1"})
-        token = r.json()["token"]
+        token, resume_id = await new_candidate(base, http)
         headers = {"Authorization": f"Bearer {token}"}
-        resume_id = (await http.post(base + "/users/resume/", json=RESUME, headers=headers)).json()["resume_id"]
         interview_id = (await http.post(base + "/interviews/create/", json=INTERVIEW, headers=headers)).json()["id"]
     async with websockets.connect(f"{ws_base}?token={token}", max_size=None) as ws:
         await ws.recv()

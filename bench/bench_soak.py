@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 import httpx  # noqa: E402
 import websockets  # noqa: E402
 
-from bench_session import INTERVIEW, RESUME, frames_of, free_port, jpeg_frame, read_pcm  # noqa: E402
+from bench_session import INTERVIEW, frames_of, free_port, jpeg_frame, new_candidate, read_pcm  # noqa: E402
 from ws_support import SilentPeer  # noqa: E402
 
 ADMIN = "soak-" + uuid.uuid4().hex
@@ -89,15 +89,6 @@ class Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
         self.log.close()
-
-
-async def new_user(server: Server, http: httpx.AsyncClient) -> tuple[str, int]:
-    r = await http.post(server.base + "/users/register/",
-                        json={"username": f"soak{uuid.uuid4().hex[:10]}", "password": "soak-pass-1"})
-    r.raise_for_status()
-    token = r.json()["token"]
-    resume = await http.post(server.base + "/users/resume/", json=RESUME, headers={"Authorization": f"Bearer {token}"})
-    return token, resume.json()["resume_id"]
 
 
 async def one_session(server: Server, http: httpx.AsyncClient, token: str, resume_id: int, ending: str,
@@ -163,7 +154,7 @@ async def run(sessions: int, concurrency: int, ping: float, seed: int, report_ev
     try:
         async with httpx.AsyncClient(timeout=120) as http:
             await server.up(http)
-            users = [await new_user(server, http) for _ in range(concurrency)]
+            users = [await new_candidate(server.base, http, "soak") for _ in range(concurrency)]
 
             async def worker(w: int, count: int, endings: list[str]) -> list[str]:
                 failures = []

@@ -13,7 +13,8 @@ The stand-in is acceptable here only because this benchmark measures the web tie
 would run on other machines (README, "Remote ASR"); with it on these 2 cores the numbers would measure
 the recogniser.
 
-For each level N, N clients (one user, one interview each, real WebSockets from this process) send
+For each level N, N clients (N candidates, each with a resume and one interview; real WebSockets
+from this process; their starts spread over 0.2 s) send
 ``create_stream``, then a 40 ms audio frame every 40 ms (Mandarin recordings with 1 s of silence
 after each, looped, each client at another offset) and one JPEG a second for ``--seconds``; the
 server's event-loop lag (``GET /-/stats``: a 10 ms timer's lateness, core/loopmon.py) is read over
@@ -59,12 +60,14 @@ sys.path.insert(0, str(ROOT / "bench"))
 import httpx  # noqa: E402
 import websockets  # noqa: E402
 
-from bench_session import INTERVIEW, RESUME, frames_of, free_port, jpeg_frame, read_pcm, stop_server  # noqa: E402
+from bench_session import INTERVIEW, frames_of, free_port, jpeg_frame, new_candidate, read_pcm, stop_server  # noqa: E402
 
 ADMIN = "webtier-" + uuid.uuid4().hex
 MAX_BACKLOG = 25          # frames (40 ms each) a session may have waiting for the VAD: 1 s behind real time
 MAX_RECORDING_WAIT = 120  # seconds of audio waiting for the recording encoder: more means it falls behind
 MAX_EVENT_WAIT = 1.0      # seconds a speech event (start/end, transcript) may wait for its handler (store, send)
+PHASES = 0.2              # s over which the sessions' starts are spread: their 40 ms frames and the VAD's
+                          # 200 ms chunks fall at every phase, not in step (which would flatter batching)
 CLIPS = ("intro_01.wav", "intro_02.wav", "intro_03.wav", "answer_long.wav")
 
 
@@ -100,7 +103,7 @@ def children_cpu(pid: int) -> dict[str, float]:
 
 def write_config(data: Path, asr_url: str, max_concurrency: int, vad: str | None = None,
                  vision: bool = True, extra: dict | None = None) -> Path:
-    """plugins.toml with the remote plugin selected and room for many connections of one user;
+    """plugins.toml with the remote plugin selected and room for many registrations from one address;
     ``vad`` another VAD plugin, ``vision=False`` no cheat detectors (to show what they cost)."""
     text = (ROOT / "plugins.toml").read_text(encoding="utf-8")
     edits = []
@@ -109,12 +112,13 @@ def write_config(data: Path, asr_url: str, max_concurrency: int, vad: str | None
     if not vision:
         edits.append(('\ncheat_detectors = ["blazeface", "facemesh_pose"]', "\ncheat_detectors = []"))
     for old, new in edits + [('\nasr = "whisper"', f'\nasr = "openai_asr"\nasr_workers = {max_concurrency}'),
-                     ("ws_connections_per_user = 4", "ws_connections_per_user = 10000"),
                      ("[plugins.openai_asr]", f'[plugins.openai_asr]\nbase_url = "{asr_url}"'),
                      ("\nmax_concurrency = 4 ", f"\nmax_concurrency = {max_concurrency} ")]:
         if old not in text:
             raise SystemExit(f"plugins.toml no longer has {old.strip()!r}: update bench/bench_webtier.py")
         text = text.replace(old, new, 1)
+    # every candidate registers from this one address: lift the per-address registration limit
+    text = set_toml(text, "throttle", {"registrations_per_address": 1_000_000})
     for section, body in (extra or {}).items():        # --set SECTION.KEY=VALUE
         text = set_toml(text, section, body)
     path = data / "webtier.toml"
@@ -207,8 +211,9 @@ class Servers:
         self.asr_log.close()
 
 
-async def session(servers: Servers, token: str, resume_id: int, audio: list[str], video: str,
-                  offset: int, seconds: float, ready: asyncio.Barrier, counts: dict) -> None:
+async def session(servers: Servers, user: tuple[str, int], audio: list[str], video: str,
+                  offset: int, seconds: float, ready: asyncio.Barrier, counts: dict, phase: float) -> None:
+    token, resume_id = user
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(timeout=120) as http:
         r = await http.post(servers.base + "/interviews/create/", json=INTERVIEW, headers=headers)
@@ -228,6 +233,7 @@ async def session(servers: Servers, token: str, resume_id: int, audio: list[str]
 
         reading = asyncio.create_task(reader())
         await ready.wait()
+        await asyncio.sleep(phase)      # sessions start at different moments, as real ones do
         start = time.monotonic()
         i = 0
         while time.monotonic() - start < seconds:
@@ -239,11 +245,24 @@ async def session(servers: Servers, token: str, resume_id: int, audio: list[str]
         reading.cancel()
 
 
-async def level(servers: Servers, http: httpx.AsyncClient, token: str, resume_id: int, n: int,
+async def candidates(servers: Servers, http: httpx.AsyncClient, n: int) -> list[tuple[str, int]]:
+    """``n`` candidates (token, resume id), each registered with a resume: one per session, as in
+    production (their interviews and recordings spread over the database's per-owner shards, and
+    ``ws_connections_per_user`` stays as shipped). Registered before the levels, 8 at a time."""
+    gate = asyncio.Semaphore(8)
+
+    async def one() -> tuple[str, int]:
+        async with gate:
+            return await new_candidate(servers.base, http, "w")
+    return list(await asyncio.gather(*(one() for _ in range(n))))
+
+
+async def level(servers: Servers, http: httpx.AsyncClient, users: list[tuple[str, int]], n: int,
                 seconds: float, audio: list[str], video: str) -> dict:
     ready = asyncio.Barrier(n + 1)
     counts: dict = {}
-    tasks = [asyncio.create_task(session(servers, token, resume_id, audio, video, k * 37, seconds, ready, counts))
+    tasks = [asyncio.create_task(session(servers, users[k], audio, video, k * 37, seconds, ready, counts,
+                                                 phase=PHASES * k / n))
              for k in range(n)]
     await ready.wait()
     asr_before = await servers.asr_stats(http)
@@ -276,10 +295,18 @@ async def level(servers: Servers, http: httpx.AsyncClient, token: str, resume_id
             "cpu": cpu, "counts": counts, "client_failures": len(failed),
             "first_failure": repr(failed[0]) if failed else "",
             "asr_requests": asr_after["requests"] - asr_before["requests"], "asr_bad": asr_after["bad"],
-            "asr": busy.get("asr_remote") or {}, "backlog": max(backlogs, default=0),
+            "asr": busy.get("asr_remote") or {}, "vad": vad_delta(before.get("vad"), busy.get("vad")), "backlog": max(backlogs, default=0),
             "vision": vision, "recording": recording, "media": busy.get("media_server"), "media_cpu": media_cpu, "children_cpu": kids, "vision_per_session_s": vision["processed"] / max(1, n) / wall,
             "backlog_median": sorted(backlogs)[len(backlogs) // 2] if backlogs else 0,
             "event_wait_max": max(waits, default=0.0)}
+
+
+def vad_delta(before: dict | None, after: dict | None) -> dict:
+    """The VAD's batched calls (``GET /-/stats`` ``vad``) during the measured window."""
+    if not before or not after:
+        return {}
+    calls, chunks = after["batched_calls"] - before["batched_calls"], after["chunks"] - before["chunks"]
+    return {"batched_calls": calls, "chunks": chunks, "chunks_per_call": chunks / calls if calls else 0.0}
 
 
 def pin_processes(servers: Servers) -> str:
@@ -317,13 +344,9 @@ async def run(levels: list[int], seconds: float, delay: float, max_concurrency: 
     try:
         async with httpx.AsyncClient(timeout=120) as http:
             await servers.up(http)
+            users = await candidates(servers, http, max(levels))
             if pin:
                 print("pinned:", pin_processes(servers))
-            r = await http.post(servers.base + "/users/register/",
-                                json={"username": f"w{uuid.uuid4().hex[:10]}", "password": "bench-pass-1"})
-            token = r.json()["token"]
-            resume_id = (await http.post(servers.base + "/users/resume/", json=RESUME,
-                                         headers={"Authorization": f"Bearer {token}"})).json()["resume_id"]
             # the recordings with a second of silence after each: utterances end, finals are asked
             audio = frames_of(b"".join(read_pcm(f) + bytes(32000) for f in CLIPS))
             video = jpeg_frame()
@@ -334,7 +357,7 @@ async def run(levels: list[int], seconds: float, delay: float, max_concurrency: 
             print(" N   lag p50    p99     max   backlog med/max  open  ASR req  finals partials errors  server CPU  client CPU  RSS")
             best = 0
             for n in levels:
-                res = await level(servers, http, token, resume_id, n, seconds, audio, video)
+                res = await level(servers, http, users, n, seconds, audio, video)
                 loop, c = res["loop"], res["counts"]
                 print(f"{n:3d}  {loop['lag_ms_p50']:6.1f} {loop['lag_ms_p99']:6.1f} {loop['lag_ms_max']:7.1f}"
                       f"  {res['backlog_median']:6d} /{res['backlog']:4d}  {res['sessions']!s:>4}  {res['asr_requests']:7d}  {c.get('asr_result:final', 0):6d}"
@@ -360,6 +383,9 @@ async def run(levels: list[int], seconds: float, delay: float, max_concurrency: 
                           f"{m['frames_analysed']}, failed {m['frame_failures']}, skipped (cooldown) "
                           f"{m['frames_skipped_cooldown']}; utterances encoded there {r.get('encoded_remote', 0)}, "
                           f"failed {r.get('remote_failed', 0)}; last error {m['last_error']}", flush=True)
+                if res["vad"]:
+                    print(f"      VAD: {res['vad']['chunks']} chunks in {res['vad']['batched_calls']} batched "
+                          f"calls ({res['vad']['chunks_per_call']:.1f} sessions' chunks per call)", flush=True)
                 a = res["asr"]
                 if a:
                     print(f"      remote ASR (server's count, cumulative): finals ok {a['finals_ok']} failed "
