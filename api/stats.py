@@ -1,6 +1,7 @@
 """``GET /-/stats``: live sessions, event-loop lag and memory (for operators and the benchmarks), and
 the speech streams' audio backlog and the speech events still waiting for their handler; with a remote recogniser (``openai_asr``) its request counts and
-latencies as ``asr_remote``.
+latencies as ``asr_remote``; with a VAD that batches the sessions' calls (the lean FSMN engine) its
+call counts as ``vad``.
 ``POST /-/stats/reset`` clears the lag window. Both are ``operator_only`` (api/auth.py)."""
 from __future__ import annotations
 
@@ -19,11 +20,13 @@ bp = Blueprint("stats")
 async def stats(request):
     app = request.app
     asr_summary = getattr(app.ctx.engine.asr, "summary", None)     # a remote recogniser's requests
+    vad_summary = getattr(app.ctx.engine.vad, "summary", None)     # a VAD batching sessions' calls
     return json({"success": True, **app.ctx.engine.stats(), "rss_bytes": rss_bytes(),
                  "tasks": len(asyncio.all_tasks()), "loop": app.ctx.loop_monitor.snapshot(),
                  "speech_backlog_frames": speech_backlog(app.ctx.engine),
                  "speech_events_waiting": speech_events_waiting(app.ctx.engine),
-                 **({"asr_remote": asr_summary()} if asr_summary else {})})
+                 **({"asr_remote": asr_summary()} if asr_summary else {}),
+                 **({"vad": vad_summary()} if vad_summary else {})})
 
 
 def speech_backlog(engine) -> dict:

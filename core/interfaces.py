@@ -40,6 +40,11 @@ class VadStream(Protocol):
     def finish(self) -> list[VadEvent]:
         """End of stream: close an open segment (an ``end`` event) if any. Blocking."""
 
+    # Optional, for an ``inline`` VAD: ``async def accept_async(pcm) -> list[VadEvent]``, what
+    # ``accept`` returns, awaited on the event loop; the speech pipeline then calls it instead of
+    # ``accept``. A model that is cheaper on many streams at once uses it to run the chunks all
+    # sessions hand it in one loop turn as one call (plugins/vad_fsmn.py).
+
 
 class Vad(Protocol):
     name: str

@@ -287,6 +287,8 @@ class SpeechPipeline:
         self.settings = {**DEFAULT_SETTINGS, **(settings or {})}
         self.vad_stream = vad.open_stream()
         self._vad_inline = bool(getattr(vad, "inline", False))    # a cheap VAD: no thread hop
+        # an inline VAD may batch the sessions' calls of one loop turn (VadStream.accept_async)
+        self._vad_async = getattr(self.vad_stream, "accept_async", None) if self._vad_inline else None
         self.asr_stream = asr.open_stream()
         self.scheduler = scheduler
         self.clock = clock
@@ -424,7 +426,9 @@ class SpeechPipeline:
     async def _accept(self, data: bytes) -> None:
         pcm = np.frombuffer(data, dtype="<i2").astype(np.int16, copy=False)
         self._append(pcm)
-        if self._vad_inline:
+        if self._vad_async is not None:
+            events = await self._vad_async(pcm)
+        elif self._vad_inline:
             events = self.vad_stream.accept(pcm)
         else:
             events = await self.scheduler.run_vad(self.vad_stream.accept, pcm)

@@ -5,7 +5,11 @@ Two engines run the same model with the same segment rules (``engine`` in ``[plu
 * ``lean`` (default): ``plugins/_fsmn_lean.py`` — the features, the network and the endpointing in
   numpy, ~3x less CPU than FunASR's own streaming call (0.003 against 0.009 CPU s per audio s,
   ``bench/bench_vad.py``) and cheap enough (~0.5 ms per 200 ms chunk) to run on the event loop (``inline``): no thread hop per audio frame. Its segments are FunASR's,
-  to the millisecond, on every shared clip (``tests/test_vad_fsmn_lean.py``).
+  to the millisecond, on every shared clip (``tests/test_vad_fsmn_lean.py``). The speech pipeline
+  calls ``accept_async``: the chunks all sessions complete in one turn of the event loop run as one
+  call (``FsmnVad.submit``; at most ``BATCH_MAX`` chunks a call), which costs a third less per chunk
+  at 3-8 chunks a call (the matrix products are shared; ``bench/bench_vad.py --batch``). Under
+  load a turn holds more sessions' audio; alone, a chunk runs by itself one turn later.
 * ``funasr``: ``funasr.AutoModel`` loaded once per process from the package's ``fsmn-vad`` asset
   directory; every session gets its own streaming cache; calls on the VAD thread.
 
@@ -28,6 +32,7 @@ raises ``VadSetupError``, the worker is killed and the next call starts a new on
 from __future__ import annotations
 
 import argparse
+import asyncio
 import collections
 import importlib.util
 import itertools
@@ -64,6 +69,10 @@ DEFAULTS = {
     "engine": "lean",              # lean (numpy, inline) | funasr (funasr.AutoModel)
 }
 SETTINGS = declare(DEFAULTS)
+# lean engine: at most this many sessions' chunks per model call. Per chunk a call of 3-8 costs ~35 %
+# less than one alone; 12 or more cost more again (the activations outgrow the caches):
+# bench/bench_vad.py --batch.
+BATCH_MAX = 8
 
 class VadSetupError(RuntimeError):
     pass
@@ -252,6 +261,8 @@ class FsmnVad:
             raise ValueError("[plugins.fsmn] chunk_ms must be a multiple of 10 between 10 and 1000")
         model_dir = Path(self.settings["model_dir"]) if self.settings["model_dir"] else package_model_dir()
         self.model = self.call_lock = self.worker = self.lean = None
+        self._turn: dict[asyncio.AbstractEventLoop, list] = {}   # lean chunks waiting for this loop turn
+        self.turns = self.turn_chunks = 0                          # lean calls made by _flush, chunks in them
         engine = self.settings["engine"]
         if engine not in ("lean", "funasr"):
             raise ValueError(f'[plugins.fsmn] engine must be "lean" or "funasr", not {engine!r}')
@@ -279,14 +290,57 @@ class FsmnVad:
 
     def segments(self, stream: "FsmnVadStream", audio: np.ndarray, is_final: bool) -> list:
         if self.lean is not None:
-            with _BLAS.limit(limits=1, user_api="blas"):   # small matrices: one thread, no spinning
-                found = lean_run(self.lean, [(stream.lean, audio, is_final)])[0]
-            return [(ms, -1) if kind == "start" else (-1, ms) for kind, ms in found]
+            return self.lean_segments([(stream, audio, is_final)])[0]
         if self.worker is not None:
             return self.worker.call(stream.sid, audio, is_final)
         with self.call_lock:
             return generate(self.model, stream.cache, audio, is_final, int(self.settings["chunk_ms"]),
                             int(self.settings["max_end_silence_time"]))
+
+    def lean_segments(self, items: list[tuple["FsmnVadStream", np.ndarray, bool]]) -> list[list]:
+        """The lean engine over several streams' audio in one call (their frames share the matrix
+        products): each stream's ``(start_ms, -1)`` / ``(-1, end_ms)`` pairs."""
+        with _BLAS.limit(limits=1, user_api="blas"):   # small matrices: one thread, no spinning
+            found = lean_run(self.lean, [(stream.lean, audio, final) for stream, audio, final in items])
+        return [[(ms, -1) if kind == "start" else (-1, ms) for kind, ms in f] for f in found]
+
+    def submit(self, stream: "FsmnVadStream", audio: np.ndarray) -> asyncio.Future:
+        """A chunk of ``stream`` for the lean engine, run with every other chunk submitted in the same
+        turn of the event loop (``_flush``, scheduled with ``call_soon``: no timer, no added wait
+        beyond the turn). Its future gets the stream's events."""
+        loop = asyncio.get_running_loop()
+        pending = self._turn.get(loop)
+        if pending is None:
+            pending = self._turn[loop] = []
+            loop.call_soon(self._flush, loop)
+        future = loop.create_future()
+        pending.append((stream, audio, future))
+        return future
+
+    def summary(self) -> dict:
+        """For ``GET /-/stats``: the lean engine's batched calls so far and the chunks in them."""
+        return {"batched_calls": self.turns, "chunks": self.turn_chunks,
+                "chunks_per_call": round(self.turn_chunks / self.turns, 2) if self.turns else 0.0}
+
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        pending = self._turn.pop(loop, [])
+        for i in range(0, len(pending), BATCH_MAX):
+            self._call(pending[i:i + BATCH_MAX])
+
+    def _call(self, pending: list) -> None:
+        self.turns += 1
+        self.turn_chunks += len(pending)
+        try:
+            found = self.lean_segments([(stream, audio, False) for stream, audio, _ in pending])
+        except Exception as exc:        # the same for every stream of the call: each session is told
+            for _, _, future in pending:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (stream, _, future), pairs in zip(pending, found):
+            events = stream.events_of(pairs)         # the stream's state moves on even if nobody waits
+            if not future.done():
+                future.set_result(events)
 
     async def aclose(self) -> None:
         if self.worker is not None:
@@ -309,8 +363,13 @@ class FsmnVadStream:
         self._fed = 0
 
     def _run(self, audio: np.ndarray, is_final: bool) -> list[VadEvent]:
+        return self.events_of(self.vad.segments(self, audio, is_final))
+
+    def events_of(self, pairs: list) -> list[VadEvent]:
+        """``VadEvent``s of the model's segment pairs (a start only when none is open, an end only
+        when one is)."""
         events: list[VadEvent] = []
-        for beg, end in self.vad.segments(self, audio, is_final):
+        for beg, end in pairs:
             if beg >= 0:
                 if not self._open:
                     events.append(VadEvent("start", int(beg) * 16))
@@ -321,23 +380,40 @@ class FsmnVadStream:
                     self._open = False
         return events
 
-    def accept(self, pcm: np.ndarray) -> list[VadEvent]:
+    def _take(self, pcm: np.ndarray) -> np.ndarray | None:
+        """Buffer ``pcm``; the whole chunks now ready for the model, or None."""
         pcm = np.asarray(pcm)
         if pcm.dtype != np.int16:
             raise TypeError("VAD expects int16 PCM")
         if pcm.size == 0:
-            return []
+            return None
         self._pending.append(pcm.reshape(-1))
         self._pending_len += pcm.size
         self._fed += pcm.size
         if self._pending_len < self.chunk:
-            return []
+            return None
         data = np.concatenate(self._pending)
         n = len(data) // self.chunk * self.chunk
         rest = data[n:]
         self._pending = [rest] if rest.size else []
         self._pending_len = rest.size
-        return self._run(data[:n], is_final=False)
+        return data[:n]
+
+    def accept(self, pcm: np.ndarray) -> list[VadEvent]:
+        data = self._take(pcm)
+        return [] if data is None else self._run(data, is_final=False)
+
+    async def accept_async(self, pcm: np.ndarray) -> list[VadEvent]:
+        """``accept`` for a caller on the event loop: with the lean engine, a whole chunk waits for
+        the end of the loop's turn and runs with the other sessions' chunks of that turn in one
+        call (under load many sessions' audio arrives in one turn; alone, a chunk runs by itself
+        one turn later)."""
+        data = self._take(pcm)
+        if data is None:
+            return []
+        if self.vad.lean is None:
+            return self._run(data, is_final=False)
+        return await self.vad.submit(self, data)
 
     def finish(self) -> list[VadEvent]:
         data = np.concatenate(self._pending) if self._pending else np.zeros(0, np.int16)

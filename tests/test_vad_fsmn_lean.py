@@ -1,7 +1,10 @@
 """The lean FSMN-VAD engine (plugins/_fsmn_lean.py) against FunASR's own streaming call: the same
 segments, reported at the same audio frame, on every shared clip, on degraded copies of them, fed in
-any chunking, and many streams in one call; the segment rules' corners (a segment cut at
-``max_single_segment_time``); configurations it does not implement are refused."""
+any chunking, and many streams in one call; the sessions' chunks of one event-loop turn batched
+(``accept_async``) with each session's events unchanged, and a failed batched call; the segment
+rules' corners (a segment cut at ``max_single_segment_time``); configurations it does not implement
+are refused."""
+import asyncio
 import shutil
 from pathlib import Path
 
@@ -174,3 +177,80 @@ def test_mel_filters_are_kaldis():
     peaks = w.argmax(axis=0)
     assert (np.diff(peaks) >= 0).all()         # centres rise with frequency
     assert (w > 0).sum(axis=1).max() <= 2      # a bin is in at most two triangles
+
+
+def test_chunks_of_one_loop_turn_run_as_one_call_and_each_session_gets_its_own_events():
+    """``accept_async`` (what the speech pipeline calls on the event loop): the chunks several
+    sessions hand over in one turn of the loop go through the model as one call, and each session
+    gets exactly the events it gets from ``accept`` alone, at the same frames."""
+    vad = FsmnVad({"max_end_silence_time": 500})
+    pcms = [session_audio(clip(*c)) for c in CLIPS[:4]]
+    want = [calls(vad, p) for p in pcms]
+
+    async def session(pcm, delay_frames):
+        stream = vad.open_stream()
+        out = []
+        for _ in range(delay_frames):       # sessions that started at other moments
+            await asyncio.sleep(0)
+        for f in frames(pcm, 640):
+            out.append(await stream.accept_async(f))
+        return out + [stream.finish()]
+
+    async def all_sessions():
+        return await asyncio.gather(*(session(p, k) for k, p in enumerate(pcms)))
+
+    got = asyncio.run(all_sessions())
+    assert got == want
+    assert vad.turn_chunks > vad.turns > 0                  # calls shared
+    assert vad.summary()["chunks_per_call"] > 1.5
+
+
+def test_a_failed_batched_call_fails_every_waiting_session_and_the_next_turn_runs():
+    vad = FsmnVad({"max_end_silence_time": 500})
+    real = vad.lean_segments
+    failures = iter([RuntimeError("model error")])
+
+    def flaky(items):
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        return real(items)
+
+    vad.lean_segments = flaky
+    chunk = silence(0.2)
+
+    async def two():
+        a, b = vad.open_stream(), vad.open_stream()
+        first = await asyncio.gather(a.accept_async(chunk), b.accept_async(chunk), return_exceptions=True)
+        second = await asyncio.gather(a.accept_async(chunk), b.accept_async(chunk))
+        return first, second
+
+    first, second = asyncio.run(two())
+    assert [type(x) for x in first] == [RuntimeError, RuntimeError]
+    assert second == [[], []]
+
+
+def test_the_funasr_engine_is_not_batched():
+    vad = FsmnVad({"max_end_silence_time": 500, "engine": "funasr"})
+    pcm = session_audio(clip(*CLIPS[0]))
+
+    async def feed():
+        stream = vad.open_stream()
+        return [await stream.accept_async(f) for f in frames(pcm, 640)] + [stream.finish()]
+
+    assert asyncio.run(feed()) == calls(vad, pcm)
+    assert vad.turns == 0
+
+
+def test_a_turn_with_many_chunks_is_split_into_calls_of_at_most_batch_max():
+    from plugins.vad_fsmn import BATCH_MAX
+    vad = FsmnVad({"max_end_silence_time": 500})
+    n = BATCH_MAX + 2
+    chunk = silence(0.2)
+
+    async def turn():
+        streams = [vad.open_stream() for _ in range(n)]
+        return await asyncio.gather(*(s.accept_async(chunk) for s in streams))
+
+    assert asyncio.run(turn()) == [[]] * n
+    assert (vad.turns, vad.turn_chunks) == (2, n)

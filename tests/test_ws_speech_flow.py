@@ -96,6 +96,9 @@ async def test_full_interview_by_voice_reaches_the_code_phase(app_server_factory
     await ws.send(json.dumps({"type": "end_answer"}))
     code = await inbox.wait_for(lambda m: m.get("text") == "问答环节结束，下面进入代码题环节。")
     assert code["phase"] == "code"
+    # the lean FSMN engine (plugins.toml) got every 200 ms chunk through its loop-turn batches
+    vad = (await client.get("/-/stats")).json()["vad"]
+    assert vad["chunks"] >= vad["batched_calls"] > 100, vad
     await ws.close()
 
     record = (await client.get(f"/interviews/{interview_id}/")).json()
