@@ -291,7 +291,7 @@ async def level(servers: Servers, http: httpx.AsyncClient, users: list[tuple[str
     results = await asyncio.gather(*tasks, return_exceptions=True)
     asr_after = await servers.asr_stats(http)
     failed = [r for r in results if isinstance(r, BaseException)]
-    return {"n": n, "loop": busy["loop"], "sessions": busy.get("sessions"), "rss_mb": busy["rss_bytes"] / 2**20,
+    return {"n": n, "wall": wall, "loop": busy["loop"], "sessions": busy.get("sessions"), "rss_mb": busy["rss_bytes"] / 2**20,
             "cpu": cpu, "counts": counts, "client_failures": len(failed),
             "first_failure": repr(failed[0]) if failed else "",
             "asr_requests": asr_after["requests"] - asr_before["requests"], "asr_bad": asr_after["bad"],
@@ -306,7 +306,8 @@ def vad_delta(before: dict | None, after: dict | None) -> dict:
     if not before or not after:
         return {}
     calls, chunks = after["batched_calls"] - before["batched_calls"], after["chunks"] - before["chunks"]
-    return {"batched_calls": calls, "chunks": chunks, "chunks_per_call": chunks / calls if calls else 0.0}
+    return {"batched_calls": calls, "chunks": chunks, "chunks_per_call": chunks / calls if calls else 0.0,
+            "cpu_seconds": after["cpu_seconds"] - before["cpu_seconds"]}
 
 
 def pin_processes(servers: Servers) -> str:
@@ -384,8 +385,10 @@ async def run(levels: list[int], seconds: float, delay: float, max_concurrency: 
                           f"{m['frames_skipped_cooldown']}; utterances encoded there {r.get('encoded_remote', 0)}, "
                           f"failed {r.get('remote_failed', 0)}; last error {m['last_error']}", flush=True)
                 if res["vad"]:
-                    print(f"      VAD: {res['vad']['chunks']} chunks in {res['vad']['batched_calls']} batched "
-                          f"calls ({res['vad']['chunks_per_call']:.1f} sessions' chunks per call)", flush=True)
+                    v = res["vad"]
+                    print(f"      VAD: {v['chunks']} chunks in {v['batched_calls']} batched calls "
+                          f"({v['chunks_per_call']:.1f} sessions' chunks per call), "
+                          f"{v['cpu_seconds'] / res['wall']:.2f} CPU s per wall s", flush=True)
                 a = res["asr"]
                 if a:
                     print(f"      remote ASR (server's count, cumulative): finals ok {a['finals_ok']} failed "

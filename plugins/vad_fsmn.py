@@ -263,6 +263,7 @@ class FsmnVad:
         self.model = self.call_lock = self.worker = self.lean = None
         self._turn: dict[asyncio.AbstractEventLoop, list] = {}   # lean chunks waiting for this loop turn
         self.turns = self.turn_chunks = 0                          # lean calls made by _flush, chunks in them
+        self.turn_cpu = 0.0                                        # ... and their CPU seconds
         engine = self.settings["engine"]
         if engine not in ("lean", "funasr"):
             raise ValueError(f'[plugins.fsmn] engine must be "lean" or "funasr", not {engine!r}')
@@ -318,9 +319,11 @@ class FsmnVad:
         return future
 
     def summary(self) -> dict:
-        """For ``GET /-/stats``: the lean engine's batched calls so far and the chunks in them."""
+        """For ``GET /-/stats``: the lean engine's batched calls so far, the chunks in them and the
+        CPU seconds they took (on the event loop's thread)."""
         return {"batched_calls": self.turns, "chunks": self.turn_chunks,
-                "chunks_per_call": round(self.turn_chunks / self.turns, 2) if self.turns else 0.0}
+                "chunks_per_call": round(self.turn_chunks / self.turns, 2) if self.turns else 0.0,
+                "cpu_seconds": round(self.turn_cpu, 3)}
 
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
         pending = self._turn.pop(loop, [])
@@ -330,6 +333,7 @@ class FsmnVad:
     def _call(self, pending: list) -> None:
         self.turns += 1
         self.turn_chunks += len(pending)
+        started = time.thread_time()
         try:
             found = self.lean_segments([(stream, audio, False) for stream, audio, _ in pending])
         except Exception as exc:        # the same for every stream of the call: each session is told
@@ -337,6 +341,8 @@ class FsmnVad:
                 if not future.done():
                     future.set_exception(exc)
             return
+        finally:
+            self.turn_cpu += time.thread_time() - started
         for (stream, _, future), pairs in zip(pending, found):
             events = stream.events_of(pairs)         # the stream's state moves on even if nobody waits
             if not future.done():
