@@ -74,6 +74,7 @@ SETTINGS = declare(DEFAULTS)
 # bench/bench_vad.py --batch.
 BATCH_MAX = 8
 
+
 class VadSetupError(RuntimeError):
     pass
 

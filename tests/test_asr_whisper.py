@@ -99,8 +99,7 @@ def test_unknown_setting_is_refused(tmp_path):
         asr_whisper.WhisperAsr.from_context(ctx)
 
 
-def test_model_is_loaded_once_per_process(whisper, tmp_path_factory):
-    ctx = PluginContext("whisper", {}, {}, Path(whisper.model.model.model_path if hasattr(whisper.model.model, "model_path") else "."), SystemClock())
+def test_model_is_loaded_once_per_process(whisper):
     again = with_settings({})
     assert again.model is whisper.model
     other = with_settings({"beam_size": 2})
