@@ -24,7 +24,8 @@ handler (stored, sent: the audio does not wait for it). A level is held when lag
 session was more than 1 s of audio behind (a loop can stay responsive while the VAD falls behind)
 AND no event waited more than 1 s AND the recording encoder keeps up (at most 2 min of audio waiting for it at the end). Printed per level: lag
 p50/p99/max, the backlog, the sessions open, the ASR requests the stand-in answered, the
-finals/partials/errors the clients received, the CPU seconds per wall second of the server, of its
+finals/partials/errors the clients received, the CPU seconds per wall second of the server (and of
+its event-loop thread alone), of its
 child processes (the FSMN-VAD worker, the embedded database, the voice worker) and of this client
 process, the JPEGs through the detectors per session per second (a busy server drops stale ones
 rather than queue them) and the recordings encoded or skipped. Everything runs on one 2-core
@@ -71,11 +72,18 @@ PHASES = 0.2              # s over which the sessions' starts are spread: their 
 CLIPS = ("intro_01.wav", "intro_02.wav", "intro_03.wav", "answer_long.wav")
 
 
-def proc_cpu(pid: int) -> float:
-    """CPU seconds (user + system) of a process so far (Linux /proc)."""
-    with open(f"/proc/{pid}/stat") as fh:
+def proc_cpu(pid: int, stat: str | None = None) -> float:
+    """CPU seconds (user + system) of a process so far (Linux /proc; ``stat``: another stat file,
+    e.g. one thread's)."""
+    with open(stat or f"/proc/{pid}/stat") as fh:
         fields = fh.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def loop_thread_cpu(pid: int) -> float:
+    """CPU seconds so far of ``pid``'s main thread: the server's event loop (its other threads are
+    the ASR request threads, the database driver's, the encoders')."""
+    return proc_cpu(pid, f"/proc/{pid}/task/{pid}/stat")
 
 
 def children_cpu(pid: int) -> dict[str, float]:
@@ -271,6 +279,7 @@ async def level(servers: Servers, http: httpx.AsyncClient, users: list[tuple[str
     before = await servers.stats(http)
     vision_before, rec_before = before["vision_frames"], before["recording_encoder"]
     cpu_s, cpu_c, t0 = proc_cpu(servers.proc.pid), proc_cpu(os.getpid()), time.monotonic()
+    cpu_loop = loop_thread_cpu(servers.proc.pid)
     cpu_m = proc_cpu(servers.media_proc.pid) if servers.media_proc is not None else 0.0
     kids_before = children_cpu(servers.proc.pid)
     backlogs = []                                      # each second: the most frames any session had waiting
@@ -288,6 +297,7 @@ async def level(servers: Servers, http: httpx.AsyncClient, users: list[tuple[str
     cpu = ((proc_cpu(servers.proc.pid) - cpu_s) / wall, (proc_cpu(os.getpid()) - cpu_c) / wall)
     media_cpu = (proc_cpu(servers.media_proc.pid) - cpu_m) / wall if servers.media_proc is not None else None
     kids = {k: (v - kids_before.get(k, 0.0)) / wall for k, v in children_cpu(servers.proc.pid).items()}
+    loop_cpu = (loop_thread_cpu(servers.proc.pid) - cpu_loop) / wall
     results = await asyncio.gather(*tasks, return_exceptions=True)
     asr_after = await servers.asr_stats(http)
     failed = [r for r in results if isinstance(r, BaseException)]
@@ -296,7 +306,7 @@ async def level(servers: Servers, http: httpx.AsyncClient, users: list[tuple[str
             "first_failure": repr(failed[0]) if failed else "",
             "asr_requests": asr_after["requests"] - asr_before["requests"], "asr_bad": asr_after["bad"],
             "asr": busy.get("asr_remote") or {}, "vad": vad_delta(before.get("vad"), busy.get("vad")), "backlog": max(backlogs, default=0),
-            "vision": vision, "recording": recording, "media": busy.get("media_server"), "media_cpu": media_cpu, "children_cpu": kids, "vision_per_session_s": vision["processed"] / max(1, n) / wall,
+            "vision": vision, "recording": recording, "media": busy.get("media_server"), "media_cpu": media_cpu, "children_cpu": kids, "loop_cpu": loop_cpu, "vision_per_session_s": vision["processed"] / max(1, n) / wall,
             "backlog_median": sorted(backlogs)[len(backlogs) // 2] if backlogs else 0,
             "event_wait_max": max(waits, default=0.0)}
 
@@ -371,6 +381,8 @@ async def run(levels: list[int], seconds: float, delay: float, max_concurrency: 
                 print(f"      JPEGs: {v['received']} received, {v['processed']} through the detectors "
                       f"({res['vision_per_session_s']:.2f} per session per second), {v['dropped']} dropped "
                       f"as stale", flush=True)
+                print(f"      server CPU per wall second: event-loop thread {res['loop_cpu']:.2f}, its other threads "
+                      f"{res['cpu'][0] - res['loop_cpu']:.2f} (ASR requests, database driver, encoders)", flush=True)
                 print("      the server's child processes, CPU per wall second: "
                       + ", ".join(f"{k} {v:.2f}" for k, v in sorted(res["children_cpu"].items())), flush=True)
                 r = res["recording"]
