@@ -34,19 +34,7 @@ from bench_asr import (SETS, apply_override, build_stream, context_for, degrade,
                        load_set, make_plugins)
 from core.config import load_config  # noqa: E402
 from plugins._speech_util import edit_distance, normalize_for_cer  # noqa: E402
-from tests.asr_support import vad_events  # noqa: E402
-
-
-def segments(vad, audio) -> list[tuple[int, int]]:
-    """(start, end) samples of the utterances the VAD finds, fed 40 ms at a time."""
-    out, start = [], None
-    for ev in vad_events(vad, audio):
-        if ev.kind == "start" and start is None:
-            start = ev.sample
-        elif ev.kind == "end" and start is not None:
-            out.append((start, ev.sample))
-            start = None
-    return out
+from tests.asr_support import segments, vad_events  # noqa: E402
 
 
 def main() -> int:
@@ -69,7 +57,7 @@ def main() -> int:
         items = load_set(None, "zh", degrade(items, tmp))
     audio, segs = build_stream(items, 1.5)
     t0 = time.process_time()
-    utts = segments(vad, audio)
+    utts = segments(vad_events(vad, audio))     # the utterances, fed 40 ms at a time
 
     def owner(u):
         return max(segs, key=lambda s: min(u[1], s["end"]) - max(u[0], s["start"]))["name"]

@@ -72,10 +72,9 @@ PHASES = 0.2              # s over which the sessions' starts are spread: their 
 CLIPS = ("intro_01.wav", "intro_02.wav", "intro_03.wav", "answer_long.wav")
 
 
-def proc_cpu(pid: int, stat: str | None = None) -> float:
-    """CPU seconds (user + system) of a process so far (Linux /proc; ``stat``: another stat file,
-    e.g. one thread's)."""
-    with open(stat or f"/proc/{pid}/stat") as fh:
+def proc_cpu(pid: int, tid: int | None = None) -> float:
+    """CPU seconds (user + system) of a process so far, or of its thread ``tid`` (Linux /proc)."""
+    with open(f"/proc/{pid}/task/{tid}/stat" if tid is not None else f"/proc/{pid}/stat") as fh:
         fields = fh.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
@@ -83,7 +82,7 @@ def proc_cpu(pid: int, stat: str | None = None) -> float:
 def loop_thread_cpu(pid: int) -> float:
     """CPU seconds so far of ``pid``'s main thread: the server's event loop (its other threads are
     the ASR request threads, the database driver's, the encoders')."""
-    return proc_cpu(pid, f"/proc/{pid}/task/{pid}/stat")
+    return proc_cpu(pid, tid=pid)
 
 
 def children_cpu(pid: int) -> dict[str, float]:

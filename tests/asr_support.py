@@ -50,6 +50,14 @@ def frames(pcm: np.ndarray, size: int = 640):
         yield pcm[i:i + size]
 
 
+def segments(events) -> list[tuple[int, int]]:
+    """(start, end) samples of each utterance in a VAD stream's events, which must alternate
+    start, end, start, end."""
+    kinds = [e.kind for e in events]
+    assert kinds == ["start", "end"] * (len(kinds) // 2), kinds
+    return [(events[i].sample, events[i + 1].sample) for i in range(0, len(events), 2)]
+
+
 def vad_events(vad, pcm: np.ndarray) -> list:
     """The events of one VAD stream fed ``pcm`` in 40 ms frames, then finished."""
     stream = vad.open_stream()

@@ -7,7 +7,7 @@ import pytest
 
 from plugins.vad_energy import EnergyVad
 from plugins.vad_fsmn import FsmnVad
-from tests.asr_support import frames, load, references, silence, vad_events, voiced_bounds
+from tests.asr_support import frames, load, references, segments, silence, vad_events, voiced_bounds
 
 NAMES = sorted(references())
 # reported start may precede the first voiced sample by the look-back, end follow the last by the
@@ -23,12 +23,6 @@ def vad(request):
     if request.param == "fsmn-funasr":
         return FsmnVad({"max_end_silence_time": 800, "engine": "funasr"})
     return FsmnVad({"max_end_silence_time": 800})
-
-
-def segments(events):
-    kinds = [e.kind for e in events]
-    assert kinds == ["start", "end"] * (len(kinds) // 2), kinds
-    return [(events[i].sample, events[i + 1].sample) for i in range(0, len(events), 2)]
 
 
 @pytest.mark.parametrize("name", NAMES)
