@@ -115,6 +115,7 @@ async def _start(app: Sanic) -> None:
         app.ctx.engine = Engine(config, store=app.ctx.store, clock=app.ctx.clock,
                                 extra_plugins=app.ctx.extra_plugins)
         await app.ctx.engine.start()
+        app.ctx.loop_monitor.listeners.append(app.ctx.engine.observe_loop_lag)   # the partial cadence
         from core.recording import RetentionSweep
         app.ctx.retention = RetentionSweep(app.ctx.store, app.ctx.clock, config.get("recordings", {}))
         app.ctx.retention.start()

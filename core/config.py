@@ -77,6 +77,10 @@ CORE_SETTINGS: dict[str, dict[str, Setting]] = {name: declare(spec) for name, sp
     "correction": {"timeout_seconds": _positive(2.0), "max_change": Setting(0.34, minimum=0.0)},
     # the speech pipeline (core/speech.py)
     "speech": {"partial_interval_s": _positive(0.6),    # new speech between two partial requests
+               # under load the interval stretches (core/cadence.py): a second whose event-loop lag
+               # p90 is above this makes it x1.5 longer, one under half of it x1/1.25 (0 = off) ...
+               "partial_load_lag_ms": _positive(15.0),
+               "partial_max_stretch": Setting(8.0, minimum=1.0),   # ... up to this many times
                "min_partial_s": _positive(0.5),         # no partial before this much speech
                "preroll_s": _positive(2.0),             # audio kept before the utterance start
                "queue_frames": Setting(500, minimum=1),  # bounded frame queue ([limits] audio_queue_frames)

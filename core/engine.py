@@ -80,6 +80,7 @@ class Engine:
         self.corrections = None                       # core.correction.Corrections, or None: finals as heard
         self.cheat_kinds: dict = {}                  # name -> core.interfaces.CheatKind
         self.asr_scheduler = None
+        self.partial_cadence = None     # stretches the partial interval under load (core/cadence.py)
         self.vision_pool = None
         self._vision_ended = {"received": 0, "processed": 0, "dropped": 0, "invalid": 0}
         # recordings' encoding: low-priority threads, bounded backlog (core/recording.py)
@@ -214,8 +215,13 @@ class Engine:
         if not self.question_sources:
             raise EngineStartError("no question source could start; check [engine] question_sources")
         if self.asr is not None:
-            from core.speech import AsrScheduler
-            self.asr_scheduler = AsrScheduler(workers=int(cfg.get("asr_workers", 2)))
+            from core.cadence import PartialCadence
+            from core.speech import DEFAULT_SETTINGS as SPEECH_DEFAULTS, AsrScheduler
+            speech = {**SPEECH_DEFAULTS, **self.config.get("speech", {})}
+            self.partial_cadence = PartialCadence(self.clock, float(speech["partial_load_lag_ms"]) / 1000,
+                                                  float(speech["partial_max_stretch"]))
+            self.asr_scheduler = AsrScheduler(workers=int(cfg.get("asr_workers", 2)),
+                                              cadence=self.partial_cadence)
         if self.detectors:
             from core.cheat import VisionPool, declared_kinds
             try:
@@ -304,10 +310,16 @@ class Engine:
                                                    if s.cheat is not None)
                                   for key, ended in self._vision_ended.items()},
                 "asr": dict(self.asr_scheduler.stats) if self.asr_scheduler is not None else None,
+                "partial_cadence": self.partial_cadence.snapshot() if self.partial_cadence is not None else None,
                 "tts": dict(self.tts.stats) if self.tts is not None else None,
                 "corrections": dict(self.corrections.stats) if self.corrections is not None else None,
                 "recording_encoder": dict(self.media_encoder.stats),
                 "media_server": dict(self.media.stats) if self.media is not None else None}
+
+    def observe_loop_lag(self, lag_s: float) -> None:
+        """One event-loop lag sample (core/loopmon.py; the server wires its monitor here)."""
+        if self.partial_cadence is not None:
+            self.partial_cadence.observe(lag_s)
 
     def track_closing(self, coro, name: str) -> asyncio.Task:
         """Run a session's cleanup as a task of its own: whoever awaits it may be cancelled (a

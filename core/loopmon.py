@@ -20,6 +20,8 @@ class LoopLagMonitor:
         self.interval = interval
         self.samples: collections.deque[float] = collections.deque(maxlen=window)
         self._task: asyncio.Task | None = None
+        # called with every sample (the engine's partial cadence, core/cadence.py)
+        self.listeners: list = []
 
     def start(self) -> None:
         if self._task is None:
@@ -29,7 +31,10 @@ class LoopLagMonitor:
         while True:
             before = time.perf_counter()
             await asyncio.sleep(self.interval)
-            self.samples.append(max(0.0, time.perf_counter() - before - self.interval))
+            lag = max(0.0, time.perf_counter() - before - self.interval)
+            self.samples.append(lag)
+            for listener in self.listeners:
+                listener(lag)
 
     def reset(self) -> None:
         self.samples.clear()

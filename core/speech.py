@@ -5,7 +5,8 @@ queued ahead of everything and always run; then "pre-finals" (the final decoded 
 a pause, so that it is ready when the VAD ends the utterance); then partials. A session has at most
 one pre-final and one partial waiting; both are skipped when finals are waiting, and partials also
 when the workers are busy, so under load the partial cadence degrades first and finals never wait
-behind partials.
+behind partials. The web tier's own load (the event loop's lag, core/cadence.py) stretches the
+partial interval too.
 
 ``SpeechPipeline`` (one per session) takes validated s16le frames from the engine (``feed`` returns
 at once; frames go through an internal bounded queue to a worker task, never dropped), runs the VAD,
@@ -29,6 +30,7 @@ from typing import Any, Awaitable, Callable
 
 import numpy as np
 
+from core.cadence import PartialCadence
 from core.clock import Clock
 from core.config import CORE_SETTINGS
 from core.events import AsrFailed, SpeechEnded, SpeechEvent, SpeechStarted, Transcript
@@ -61,10 +63,11 @@ class AsrScheduler:
     while finals or pre-finals wait, nor when the workers are busy and as many partials already
     wait; pre-finals are not queued while finals wait."""
 
-    def __init__(self, workers: int = 2) -> None:
+    def __init__(self, workers: int = 2, cadence: "PartialCadence | None" = None) -> None:
         if workers < 1:
             raise ValueError("workers must be >= 1")
         self.workers = workers
+        self.cadence = cadence      # the web tier's load stretches the partial interval (core/cadence.py)
         self._cv = threading.Condition()
         self._finals: collections.deque = collections.deque()
         self._prefinals: dict[Any, tuple] = {}         # key -> (fn, args, future, loop), insertion order
@@ -83,6 +86,11 @@ class AsrScheduler:
         self.stats = {"finals": 0, "prefinals_run": 0, "prefinals_skipped": 0, "prefinals_withdrawn": 0,
                       "partials_run": 0, "partials_skipped": 0, "partials_coalesced": 0}
         self.busy_seconds = {"final": 0.0, "prefinal": 0.0, "partial": 0.0}   # worker time by kind
+
+    @property
+    def partial_stretch(self) -> float:
+        """How many times ``partial_interval_s`` a session now waits between two partials (>= 1)."""
+        return self.cadence.stretch if self.cadence is not None else 1.0
 
     # --- worker threads -----------------------------------------------------------------------
     def _work(self) -> None:
@@ -578,9 +586,14 @@ class SpeechPipeline:
             return
         if utt.prefinal_task is not None and (not utt.prefinal_task.done() or utt.pause_done):
             return   # its text is the next partial, and nothing new is said while the pause lasts
-        if pause:
+        # a loaded server stretches the interval (core/cadence.py); a pause partial then also needs
+        # the stretch's extra speech since the last one, so that it does not make up for it
+        interval = float(s["partial_interval_s"]) * SAMPLE_RATE
+        stretch = self.scheduler.partial_stretch
+        new = utt.length - utt.last_partial_len
+        if pause and new >= (stretch - 1.0) * interval:
             utt.pause_done = True
-        elif utt.length - utt.last_partial_len < float(s["partial_interval_s"]) * SAMPLE_RATE:
+        elif new < stretch * interval:
             return
         elif prepare is not None and utt.quiet_samples >= float(s["pause_partial_s"]) * SAMPLE_RATE / 2:
             return   # the speaker may be stopping: keep the workers for the final's decode

@@ -97,8 +97,12 @@ async def test_full_interview_by_voice_reaches_the_code_phase(app_server_factory
     code = await inbox.wait_for(lambda m: m.get("text") == "问答环节结束，下面进入代码题环节。")
     assert code["phase"] == "code"
     # the lean FSMN engine (plugins.toml) got every 200 ms chunk through its loop-turn batches
-    vad = (await client.get("/-/stats")).json()["vad"]
+    stats = (await client.get("/-/stats")).json()
+    vad = stats["vad"]
     assert vad["chunks"] >= vad["batched_calls"] > 100, vad
+    # the server's loop monitor feeds the partial cadence (core/cadence.py): a judgement a second
+    cadence = stats["partial_cadence"]
+    assert cadence["windows"] >= 10 and 1.0 <= cadence["stretch"] <= 8.0, cadence
     await ws.close()
 
     record = (await client.get(f"/interviews/{interview_id}/")).json()
