@@ -1,6 +1,6 @@
 """A fast stand-in for a remote ASR server and a media server, for bench/bench_webtier.py ONLY: it
-answers the OpenAI ``POST /v1/audio/transcriptions`` route with a fixed sentence after ``--delay``
-seconds, without recognising anything, so that the web-tier benchmark measures the web tier
+answers the OpenAI ``POST /v1/audio/transcriptions`` route with a fixed sentence (cut to the
+length the audio would read, ``reply_for``) after ``--delay`` seconds, without recognising anything, so that the web-tier benchmark measures the web tier
 (WebSocket, VAD, pipeline, the remote plugin's requests) and not a recogniser sharing its 2 cores. It
 checks that the upload is a 16 kHz mono 16-bit WAV and counts requests (``GET /stats``).
 
@@ -28,6 +28,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from core.recording import encode_opus  # noqa: E402
 
 REPLY = "我负责过订单服务的接口开发"     # a fixed answer, not taken from any test recording
+CHARS_PER_SECOND = 4.5                 # about the rate of spoken Mandarin
+
+
+def reply_for(seconds: float) -> str:
+    """The fixed answer cut (or repeated) to the length speech of ``seconds`` would give: a partial
+    over more audio reads longer, as a real recogniser's would, so every partial is news to the page
+    and the web tier sends it, as it would for real speech."""
+    n = max(1, round(CHARS_PER_SECOND * seconds))
+    return (REPLY * (n // len(REPLY) + 1))[:n]
 
 
 def make_app(delay: float) -> web.Application:
@@ -48,7 +57,7 @@ def make_app(delay: float) -> web.Application:
         counts["requests"] += 1
         counts["audio_s"] += seconds
         await asyncio.sleep(delay)
-        return web.json_response({"text": REPLY})
+        return web.json_response({"text": reply_for(seconds)})
 
     async def stats(_request: web.Request) -> web.Response:
         return web.json_response(counts)

@@ -210,6 +210,10 @@ class Servers:
 
     def stop(self) -> None:
         stop_server(self.proc, 60)
+        keep = os.environ.get("BENCH_KEEP_LOGS")       # a directory to copy the server's log to
+        if keep:
+            import shutil
+            shutil.copy(self.data / "server.log", Path(keep) / f"server-{os.getpid()}.log")
         stop_server(self.asr, 10)
         if self.media_proc is not None:
             stop_server(self.media_proc, 10)
@@ -243,12 +247,17 @@ async def session(servers: Servers, user: tuple[str, int], audio: list[str], vid
         await asyncio.sleep(phase)      # sessions start at different moments, as real ones do
         start = time.monotonic()
         i = 0
-        while time.monotonic() - start < seconds:
-            await ws.send(audio[(offset + i) % len(audio)])
-            if i % 25 == offset % 25:
-                await ws.send(video)
-            i += 1
-            await asyncio.sleep(max(0.0, start + i * 0.04 - time.monotonic()))
+        try:
+            while time.monotonic() - start < seconds:
+                await ws.send(audio[(offset + i) % len(audio)])
+                if i % 25 == offset % 25:
+                    await ws.send(video)
+                i += 1
+                await asyncio.sleep(max(0.0, start + i * 0.04 - time.monotonic()))
+        except websockets.ConnectionClosed as exc:
+            exc.add_note(f"after {time.monotonic() - start:.1f} s of streaming")
+            counts.setdefault("dropped_at_s", []).append(round(time.monotonic() - start, 1))
+            raise
         reading.cancel()
 
 
@@ -283,11 +292,13 @@ async def level(servers: Servers, http: httpx.AsyncClient, users: list[tuple[str
     kids_before = children_cpu(servers.proc.pid)
     backlogs = []                                      # each second: the most frames any session had waiting
     waits = []                                         # ... and the longest a speech event had waited
+    stretches = []                                     # ... and the partial interval's stretch (core/cadence.py)
     while time.monotonic() - t0 < seconds * 0.75:
         await asyncio.sleep(1.0)
         now = await servers.stats(http)
         backlogs.append(now["speech_backlog_frames"]["max"])
         waits.append(now.get("speech_events_waiting", {}).get("max_wait_s", 0.0))
+        stretches.append((now.get("partial_cadence") or {}).get("stretch", 1.0))
     busy = await servers.stats(http)
     wall = time.monotonic() - t0
     vision = {k: busy["vision_frames"][k] - vision_before[k] for k in vision_before}
@@ -307,7 +318,9 @@ async def level(servers: Servers, http: httpx.AsyncClient, users: list[tuple[str
             "asr": busy.get("asr_remote") or {}, "vad": vad_delta(before.get("vad"), busy.get("vad")), "backlog": max(backlogs, default=0),
             "vision": vision, "recording": recording, "media": busy.get("media_server"), "media_cpu": media_cpu, "children_cpu": kids, "loop_cpu": loop_cpu, "vision_per_session_s": vision["processed"] / max(1, n) / wall,
             "backlog_median": sorted(backlogs)[len(backlogs) // 2] if backlogs else 0,
-            "event_wait_max": max(waits, default=0.0)}
+            "event_wait_max": max(waits, default=0.0), "stretches": sorted(stretches),
+            "partials_sent": ((busy.get("asr_remote") or {}).get("partials_ok", 0)
+                              - (before.get("asr_remote") or {}).get("partials_ok", 0))}
 
 
 def vad_delta(before: dict | None, after: dict | None) -> dict:
@@ -373,7 +386,8 @@ async def run(levels: list[int], seconds: float, delay: float, max_concurrency: 
                       f"  {res['backlog_median']:6d} /{res['backlog']:4d}  {res['sessions']!s:>4}  {res['asr_requests']:7d}  {c.get('asr_result:final', 0):6d}"
                       f" {c.get('asr_result', 0):8d} {c.get('error', 0):6d}   {res['cpu'][0]:5.2f}/s     "
                       f"{res['cpu'][1]:5.2f}/s   {res['rss_mb']:.0f} MiB"
-                      + (f"  ({res['client_failures']} clients failed: {res['first_failure']})"
+                      + (f"  ({res['client_failures']} clients failed: {res['first_failure']}"
+                         f"{'; dropped after ' + str(sorted(c.get('dropped_at_s', []))) + ' s of streaming' if c.get('dropped_at_s') else ''})"
                          if res["client_failures"] else "")
                       + f"  load {os.getloadavg()[0]:.2f}", flush=True)
                 v = res["vision"]
@@ -408,6 +422,13 @@ async def run(levels: list[int], seconds: float, delay: float, max_concurrency: 
                           f"failing {a['partials_skipped_down']}; request p50/p95 final "
                           f"{a['final_ms_p50']:.0f}/{a['final_ms_p95']:.0f} ms, partial "
                           f"{a['partial_ms_p50']:.0f}/{a['partial_ms_p95']:.0f} ms", flush=True)
+                st = res["stretches"]
+                if st:
+                    sent = res["partials_sent"] / max(1, n) / res["wall"]
+                    shown = res["counts"].get("asr_result", 0) / max(1, n) / seconds   # over the whole run
+                    print(f"      partial cadence: interval stretched x{st[len(st) // 2]:.2f} (median of the "
+                          f"seconds), x{st[-1]:.2f} at most; remote partials {sent:.2f} per session per "
+                          f"second, the clients got {shown:.2f}", flush=True)
                 # held: a responsive loop AND every session keeping up with real time (no more than
                 # a second of audio waiting for the VAD at any sample)
                 print(f"      speech events: the longest wait for the session's handler (store, send) {res['event_wait_max']:.2f} s", flush=True)
