@@ -10,6 +10,8 @@ Two engines run the same model with the same segment rules (``engine`` in ``[plu
   call (``FsmnVad.submit``; at most ``BATCH_MAX`` chunks a call), which costs a third less per chunk
   at 3-8 chunks a call (the matrix products are shared; ``bench/bench_vad.py --batch``). Under
   load a turn holds more sessions' audio; alone, a chunk runs by itself one turn later.
+  ``lean_thread = true`` runs those calls on a thread of their own (the loop hands the batch over and
+  takes the events back; README, "Web-tier benchmark").
 * ``funasr``: ``funasr.AutoModel`` loaded once per process from the package's ``fsmn-vad`` asset
   directory; every session gets its own streaming cache; calls on the VAD thread.
 
@@ -34,6 +36,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import functools
 import importlib.util
 import itertools
 import logging
@@ -45,6 +48,7 @@ import sys
 import threading
 import time
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +71,10 @@ DEFAULTS = {
     "worker_process": False,       # the model in a child process (no GIL shared with the server)
     "worker_timeout_seconds": 5.0, # a worker that does not answer a call within this is killed
     "engine": "lean",              # lean (numpy, inline) | funasr (funasr.AutoModel)
+    # lean engine: run each loop turn's batched call on a thread of its own instead of the event
+    # loop (numpy and BLAS release the GIL for most of it, so on a multi-core instance it runs beside
+    # the loop; the loop only hands the batch over and takes the events back)
+    "lean_thread": False,
 }
 SETTINGS = declare(DEFAULTS)
 # lean engine: at most this many sessions' chunks per model call. Per chunk a call of 3-8 costs ~35 %
@@ -265,6 +273,7 @@ class FsmnVad:
         self._turn: dict[asyncio.AbstractEventLoop, list] = {}   # lean chunks waiting for this loop turn
         self.turns = self.turn_chunks = 0                          # lean calls made by _flush, chunks in them
         self.turn_cpu = 0.0                                        # ... and their CPU seconds
+        self._thread: ThreadPoolExecutor | None = None             # lean_thread: where the calls run
         engine = self.settings["engine"]
         if engine not in ("lean", "funasr"):
             raise ValueError(f'[plugins.fsmn] engine must be "lean" or "funasr", not {engine!r}')
@@ -277,6 +286,8 @@ class FsmnVad:
             except LeanSetupError as exc:
                 raise VadSetupError(str(exc)) from exc
             self.inline = True      # the speech pipeline calls it on the event loop
+            if self.settings["lean_thread"]:
+                self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fsmn-lean")
         elif self.settings["worker_process"]:
             self.worker = FsmnWorker(model_dir, int(self.settings["max_end_silence_time"]), chunk,
                                      timeout_seconds=float(self.settings["worker_timeout_seconds"]))
@@ -321,7 +332,7 @@ class FsmnVad:
 
     def summary(self) -> dict:
         """For ``GET /-/stats``: the lean engine's batched calls so far, the chunks in them and the
-        CPU seconds they took (on the event loop's thread)."""
+        CPU seconds they took (on the event loop's thread, or with ``lean_thread`` on its own)."""
         return {"batched_calls": self.turns, "chunks": self.turn_chunks,
                 "chunks_per_call": round(self.turn_chunks / self.turns, 2) if self.turns else 0.0,
                 "cpu_seconds": round(self.turn_cpu, 3)}
@@ -329,21 +340,49 @@ class FsmnVad:
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
         pending = self._turn.pop(loop, [])
         for i in range(0, len(pending), BATCH_MAX):
-            self._call(pending[i:i + BATCH_MAX])
+            batch = pending[i:i + BATCH_MAX]
+            if self._thread is None:
+                self._call(batch)
+            else:
+                # one thread, so the batches run in order; a stream has one chunk in flight at most
+                # (its session awaits the events before it hands over the next)
+                done = loop.run_in_executor(self._thread, self._compute, batch)
+                done.add_done_callback(functools.partial(self._deliver, batch))
 
     def _call(self, pending: list) -> None:
+        try:
+            found = self._compute(pending)
+        except Exception as exc:
+            self._fail(pending, exc)
+            return
+        self._settle(pending, found)
+
+    def _compute(self, pending: list) -> list:
         self.turns += 1
         self.turn_chunks += len(pending)
         started = time.thread_time()
         try:
-            found = self.lean_segments([(stream, audio, False) for stream, audio, _ in pending])
-        except Exception as exc:        # the same for every stream of the call: each session is told
-            for _, _, future in pending:
-                if not future.done():
-                    future.set_exception(exc)
-            return
+            return self.lean_segments([(stream, audio, False) for stream, audio, _ in pending])
         finally:
             self.turn_cpu += time.thread_time() - started
+
+    def _deliver(self, pending: list, done: asyncio.Future) -> None:
+        if done.cancelled():
+            self._fail(pending, asyncio.CancelledError())
+        elif done.exception() is not None:
+            self._fail(pending, done.exception())
+        else:
+            self._settle(pending, done.result())
+
+    @staticmethod
+    def _fail(pending: list, exc: BaseException) -> None:
+        """The same for every stream of the call: each session is told."""
+        for _, _, future in pending:
+            if not future.done():
+                future.set_exception(exc)
+
+    @staticmethod
+    def _settle(pending: list, found: list) -> None:
         for (stream, _, future), pairs in zip(pending, found):
             events = stream.events_of(pairs)         # the stream's state moves on even if nobody waits
             if not future.done():
@@ -352,6 +391,8 @@ class FsmnVad:
     async def aclose(self) -> None:
         if self.worker is not None:
             self.worker.close()
+        if self._thread is not None:
+            self._thread.shutdown(wait=False, cancel_futures=True)
 
 
 class FsmnVadStream:

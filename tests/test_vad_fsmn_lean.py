@@ -5,6 +5,7 @@ any chunking, and many streams in one call; the sessions' chunks of one event-lo
 rules' corners (a segment cut at ``max_single_segment_time``); configurations it does not implement
 are refused."""
 import asyncio
+import threading
 import shutil
 from pathlib import Path
 
@@ -179,13 +180,20 @@ def test_mel_filters_are_kaldis():
     assert (w > 0).sum(axis=1).max() <= 2      # a bin is in at most two triangles
 
 
-def test_chunks_of_one_loop_turn_run_as_one_call_and_each_session_gets_its_own_events():
+@pytest.mark.parametrize("lean_thread", [False, True])
+def test_chunks_of_one_loop_turn_run_as_one_call_and_each_session_gets_its_own_events(lean_thread):
     """``accept_async`` (what the speech pipeline calls on the event loop): the chunks several
     sessions hand over in one turn of the loop go through the model as one call, and each session
-    gets exactly the events it gets from ``accept`` alone, at the same frames."""
-    vad = FsmnVad({"max_end_silence_time": 500})
+    gets exactly the events it gets from ``accept`` alone, at the same frames; with ``lean_thread``
+    the calls run on a thread of their own, with the same events."""
+    vad = FsmnVad({"max_end_silence_time": 500, "lean_thread": lean_thread})
+    ran_on = set()
+    real = vad.lean_segments
+
+    def recording(items):
+        ran_on.add(threading.current_thread().name)
+        return real(items)
     pcms = [session_audio(clip(*c)) for c in CLIPS[:4]]
-    want = [calls(vad, p) for p in pcms]
 
     async def session(pcm, delay_frames):
         stream = vad.open_stream()
@@ -199,14 +207,21 @@ def test_chunks_of_one_loop_turn_run_as_one_call_and_each_session_gets_its_own_e
     async def all_sessions():
         return await asyncio.gather(*(session(p, k) for k, p in enumerate(pcms)))
 
+    want = [calls(vad, p) for p in pcms]         # (accept: the calling thread, not batched)
+    vad.lean_segments = recording
     got = asyncio.run(all_sessions())
     assert got == want
     assert vad.turn_chunks > vad.turns > 0                  # calls shared
-    assert vad.summary()["chunks_per_call"] > 1.5
+    # (on the thread a session's next chunk waits for the call in flight: fewer share a call here)
+    assert vad.summary()["chunks_per_call"] > (1.0 if lean_thread else 1.5)
+    on_thread = {name for name in ran_on if name.startswith("fsmn-lean")}
+    assert bool(on_thread) == lean_thread, ran_on     # (finish() runs where it is called)
+    asyncio.run(vad.aclose())
 
 
-def test_a_failed_batched_call_fails_every_waiting_session_and_the_next_turn_runs():
-    vad = FsmnVad({"max_end_silence_time": 500})
+@pytest.mark.parametrize("lean_thread", [False, True])
+def test_a_failed_batched_call_fails_every_waiting_session_and_the_next_turn_runs(lean_thread):
+    vad = FsmnVad({"max_end_silence_time": 500, "lean_thread": lean_thread})
     real = vad.lean_segments
     failures = iter([RuntimeError("model error")])
 
