@@ -698,10 +698,13 @@ class Session:
                                                    "closing the connection"), f"{self.interview_id}:hangup")
 
     async def _finish_pending(self) -> None:
-        """Flush what has been heard and let it reach the phase and the store."""
+        """Flush what has been heard and let it reach the phase and the store. The flush waits as
+        long as the writes may (``close_write_wait_seconds``): its last step is the final's write,
+        and a loaded database is no reason to lose the answer's last utterance (a 30 s cut did,
+        under churn on a slow machine)."""
         if self.speech is not None:
             try:
-                await asyncio.wait_for(self.inputs.flush_speech(), 30)
+                await asyncio.wait_for(self.inputs.flush_speech(), self.engine.close_write_wait)
             except Exception:
                 log.exception("flushing speech on close failed")
         try:

@@ -256,7 +256,9 @@ async def test_churn_of_200_sessions_leaves_nothing_behind(app_server_factory):
     async def settled():
         s = await stats(server)
         return s if s["sessions"] == 0 and s["speech_streams"] == 0 and s["closing"] == 0 else None
-    final = await wait_until(settled, 30, "GET /-/stats shows 0 sessions and 0 speech streams")
+    # (closing sessions finish what they heard however slow the database is: on a slow machine,
+    # late in the full suite, that took over 30 s)
+    final = await wait_until(settled, 180, "GET /-/stats shows 0 sessions and 0 speech streams")
     assert final["vision_monitors"] == 0 and final["session_tasks"] == 0
     try:
         await wait_until(lambda: _at_most(baseline), 30, f"the task count back to {baseline}")
