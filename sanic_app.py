@@ -72,7 +72,6 @@ def create_app(config_overrides: dict | None = None, *, clock=None, extra_plugin
     app.ctx.mongo_client = None
     app.ctx.ws_connections = {}          # user id -> open WebSocket connections (api/ws.py)
     app.ctx.ws_endings = set()           # connections being ended (api/ws.py)
-    app.ctx.ws_live = set()              # open connections (api/ws.py; /-/stats ws_pending)
 
     errors.install(app)
     app.ext.openapi.add_security_scheme("token", "http", scheme="bearer", bearer_format="JWT")

@@ -1,6 +1,5 @@
 """``GET /-/stats``: live sessions, event-loop lag and memory (for operators and the benchmarks), and
-the speech streams' audio backlog and the speech events still waiting for their handler, the client
-messages read and not yet handled (``ws_pending``); with a remote recogniser (``openai_asr``) its request counts and
+the speech streams' audio backlog and the speech events still waiting for their handler; with a remote recogniser (``openai_asr``) its request counts and
 latencies as ``asr_remote``; with a VAD that batches the sessions' calls (the lean FSMN engine) its
 call counts as ``vad``.
 ``POST /-/stats/reset`` clears the lag window. Both are ``operator_only`` (api/auth.py)."""
@@ -26,7 +25,6 @@ async def stats(request):
                  "tasks": len(asyncio.all_tasks()), "loop": app.ctx.loop_monitor.snapshot(),
                  "speech_backlog_frames": speech_backlog(app.ctx.engine),
                  "speech_events_waiting": speech_events_waiting(app.ctx.engine),
-                 "ws_pending": ws_pending(app.ctx.ws_live),
                  **({"asr_remote": asr_summary()} if asr_summary else {}),
                  **({"vad": vad_summary()} if vad_summary else {})})
 
@@ -36,17 +34,6 @@ def speech_backlog(engine) -> dict:
     that keeps up has a few at most; a growing backlog means sessions fall behind real time."""
     sizes = [s.speech.backlog for s in engine.sessions.values() if s.speech is not None]
     return {"max": max(sizes, default=0), "total": sum(sizes)}
-
-
-def ws_pending(connections) -> dict:
-    """Client messages read off the sockets but not yet handled (api/ws.py): how many over the open
-    connections, the most any one has, and the longest any has waited. A server that keeps up has
-    next to none; a connection whose handler fell behind shows here (its socket is still read, so
-    its pongs are not held up behind them)."""
-    waiting = [c.waiting() for c in connections]
-    return {"connections": len(waiting), "total": sum(n for n, _ in waiting),
-            "max": max((n for n, _ in waiting), default=0),
-            "max_wait_s": round(max((w for _, w in waiting), default=0.0), 3)}
 
 
 def speech_events_waiting(engine) -> dict:

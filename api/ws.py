@@ -13,7 +13,6 @@ handler is cancelled.
 from __future__ import annotations
 
 import asyncio
-import collections
 import json
 import logging
 import uuid
@@ -89,12 +88,9 @@ async def webrtc(request, ws):
 async def _serve(app, ws, user_id: str, send) -> None:
     connection = Connection(app, ws, user_id, send)
     await send(ev.connection_established(connection.id))
-    live = app.ctx.ws_live
-    live.add(connection)
-    connection.start_reading()
     try:
         while True:
-            raw = await connection.next_message()
+            raw = await ws.recv()
             if raw is None or not await connection.on_message(raw):
                 break
     except asyncio.CancelledError:
@@ -102,7 +98,6 @@ async def _serve(app, ws, user_id: str, send) -> None:
     except Exception as exc:  # the connection broke; the interview is in the store
         log.info("websocket %s ended: %s", connection.id, exc)
     finally:
-        live.discard(connection)
         # The end of a connection runs to its end even when this handler is cancelled (Sanic
         # cancels it when the socket drops): a task of its own, kept until done.
         ending = asyncio.get_running_loop().create_task(connection.end())
@@ -122,101 +117,11 @@ class Connection:
         self.engine = app.ctx.engine
         limits = app.ctx.config.get("limits", {})
         self.guard = FloodGuard(float(limits.get("messages_per_second", 200)), self.engine.clock)
-        # Messages read off the socket and not yet handled, with when they arrived. A reader task takes
-        # each message from Sanic as soon as it is complete: Sanic (25.12) stops reading the socket
-        # while a message waits to be taken, and a pong behind it then waits too, so a handler that
-        # fell behind for longer than the ping timeout would get a live client dropped (1011). The
-        # reader stops taking while ``pending_bytes_limit`` bytes wait here (back-pressure as before).
-        self.pending: collections.deque[tuple[float, str | bytes | None]] = collections.deque()
-        self.pending_bytes = 0
-        self.pending_bytes_limit = int(limits.get("ws_pending_bytes", 4_000_000))
-        self._arrived = asyncio.Event()         # a message (or the end) was queued
-        self._room = asyncio.Event()            # the pending bytes fell under the limit
-        self._stop = False                      # end(): the socket is closed, stop reading
-        self.reader: asyncio.Task | None = None
         self.max_bytes = int(app.ctx.config.get("server", {}).get("max_ws_message_bytes", ev.MAX_MESSAGE_BYTES))
         self.session = None
         self.flood_reported_at = None
         self.disconnected = False
         self.ending = False
-
-    # --- reading ---------------------------------------------------------------------------------
-    def start_reading(self) -> None:
-        self.reader = asyncio.get_running_loop().create_task(self._read(), name=f"ws-read-{self.id}")
-
-    async def _read(self) -> None:
-        """Take every message off the socket as it completes, until the socket closes; the end is
-        queued as ``None``. The only caller of ``ws.recv`` (Sanic allows one)."""
-        try:
-            while True:
-                while self.pending_bytes >= self.pending_bytes_limit and not self._stop:
-                    self._room.clear()
-                    await self._room.wait()
-                try:
-                    raw = await self.ws.recv()
-                except asyncio.CancelledError:
-                    if asyncio.current_task().cancelling():
-                        raise
-                    return       # Sanic ends a waiting recv when the close frame comes: all before it was taken
-                except Exception as exc:
-                    # closed (Sanic refuses recv once it is): messages that completed before the close
-                    # may still wait in the frame assembler, each in a task of its own
-                    log.debug("websocket %s: reading ended: %s", self.id, exc)
-                    await self._drain_assembler()
-                    return
-                if raw is None:
-                    return
-                self._queue(raw)
-        finally:
-            self.pending.append((self.engine.clock.now(), None))
-            self._arrived.set()
-
-    async def _drain_assembler(self) -> None:
-        assembler = getattr(self.ws, "assembler", None)
-        if assembler is None:
-            return
-        idle_rounds = 0
-        while idle_rounds < 3:               # the next waiting message needs a loop turn to arrive
-            try:
-                raw = await assembler.get(timeout=0)
-            except Exception:
-                return
-            if raw is None:
-                idle_rounds += 1
-                await asyncio.sleep(0)
-                continue
-            idle_rounds = 0
-            self._queue(raw)
-
-    def _queue(self, raw) -> None:
-        self.pending.append((self.engine.clock.now(), raw))
-        self.pending_bytes += len(raw)
-        self._arrived.set()
-
-    def take(self) -> str | bytes | None:
-        """The next message read and not handled; None when none waits (or the socket ended)."""
-        if not self.pending or self.pending[0][1] is None:
-            return None
-        _, raw = self.pending.popleft()
-        self.pending_bytes -= len(raw)
-        if self.pending_bytes < self.pending_bytes_limit:
-            self._room.set()
-        return raw
-
-    async def next_message(self) -> str | bytes | None:
-        """The next message, waiting for one; None once the socket has ended and all are taken."""
-        while True:
-            if self.pending:
-                if self.pending[0][1] is None:
-                    return None
-                return self.take()
-            self._arrived.clear()
-            await self._arrived.wait()
-
-    def waiting(self) -> tuple[int, float]:
-        """(messages read and not yet handled, how long the oldest has waited in seconds)."""
-        n = sum(1 for _, raw in self.pending if raw is not None)
-        return n, (self.engine.clock.now() - self.pending[0][0]) if n else 0.0
 
     async def hangup(self, code: int, reason: str) -> None:
         await self.ws.close(code=code, reason=reason)
@@ -278,27 +183,21 @@ class Connection:
             await self.ws.close(code=1000, reason="bye")
         except Exception:
             pass
-        self._stop = True
-        self._room.set()
         await self._read_rest(handle=False)
-        if self.reader is not None and not self.reader.done():
-            # still waiting in recv on a socket that is gone (no close frame came): nothing more
-            # can arrive, so cancelling the wait strands no message
-            self.reader.cancel()
-            await asyncio.gather(self.reader, return_exceptions=True)
 
     async def _read_rest(self, handle: bool = True) -> None:
-        """Handle (or, with ``handle=False``, drop) the messages read and not handled yet, and those
-        the reader still takes off the socket: Sanic (25.12) hands each received message over in a
-        task that waits until it is taken, and an untaken one would keep a task, and with it the
-        connection, forever. Each waiting message needs a loop turn or two to come through the
-        reader, so a few idle turns end the wait (the reader may wait in ``recv`` for good: a lost
-        socket does not wake it)."""
+        """Read the messages left in Sanic's frame assembler. Sanic (25.12) hands each received
+        message over in a task that waits until it is read: unread ones would keep a task each,
+        and with it the connection, forever."""
+        assembler = getattr(self.ws, "assembler", None)
+        if assembler is None:
+            return
         idle_rounds = 0
-        while idle_rounds < 6:
-            if self.pending and self.pending[0][1] is None:
-                return                       # the reader ended and everything it read was taken
-            raw = self.take()
+        while idle_rounds < 3:               # the next waiting message needs a loop turn to arrive
+            try:
+                raw = await assembler.get(timeout=0)
+            except Exception:
+                return
             if raw is None:
                 idle_rounds += 1
                 await asyncio.sleep(0)

@@ -62,10 +62,7 @@ CORE_SETTINGS: dict[str, dict[str, Setting]] = {name: declare(spec) for name, sp
                "done_phrase": "说完了", "question_count": Setting(5, minimum=1),
                "question_generation_timeout_seconds": _positive(20.0), "tick_seconds": _positive(0.25)},
     "limits": {"audio_queue_frames": Setting(500, minimum=1), "video_queue_frames": Setting(2, minimum=1),
-               "messages_per_second": Setting(200, minimum=1), "ws_connections_per_user": Setting(4, minimum=1),
-               # bytes of a connection's messages read off the socket and not yet handled; beyond it
-               # the socket is not read (back-pressure to the client) until the handler catches up
-               "ws_pending_bytes": Setting(4_000_000, minimum=1)},
+               "messages_per_second": Setting(200, minimum=1), "ws_connections_per_user": Setting(4, minimum=1)},
     "cheat": {"consecutive_frames": Setting(3, minimum=1), "clear_frames": Setting(2, minimum=1),
               "max_width": Setting(1920, minimum=1), "max_height": Setting(1920, minimum=1),
               "max_frame_bytes": Setting(1_500_000, minimum=1), "min_side": Setting(32, minimum=1),

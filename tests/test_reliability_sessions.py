@@ -24,7 +24,7 @@ import websockets
 from api.auth import issue_token
 from core.hookspecs import hookimpl
 from core.interfaces import LeaseLost
-from engine_support import BACKEND_RESUME, INTERVIEW, EchoRunner, HookPlugin, ToneAsr, ToneVad, jpeg_of, silence, tone
+from engine_support import BACKEND_RESUME, INTERVIEW, EchoRunner, HookPlugin, ToneAsr, jpeg_of, silence, tone
 from ws_support import Inbox, SilentPeer
 
 SEGMENT_TONE_S, SEGMENT_GAP_S = 0.4, 0.4     # one scripted utterance: a tone (its digit), then quiet
@@ -534,54 +534,3 @@ async def test_too_many_connections_of_one_user_get_4429(app_server_factory):
     assert json.loads(await fourth.recv())["type"] == "connection_established"
     for ws in (second, fourth):
         await ws.close()
-
-
-class SlowToneVad(ToneVad):
-    """The tone VAD taking 30 ms a call on the VAD thread: with a two-frame audio queue the
-    connection's handler waits in ``feed`` and falls seconds behind a client sending in a burst."""
-    name = "slowtone"
-
-    class Stream(ToneVad.Stream):
-        def accept(self, pcm):
-            time.sleep(0.03)
-            return super().accept(pcm)
-
-    def open_stream(self):
-        return SlowToneVad.Stream()
-
-
-class SlowVadPlugin(ChurnPlugin):
-    @hookimpl
-    def register_vad(self, register):
-        register("slowtone", lambda ctx: SlowToneVad())
-
-
-async def test_a_handler_seconds_behind_keeps_a_live_client_and_hears_everything(app_server_factory):
-    """Sanic (25.12) stops reading a socket while a received message waits to be taken, so a pong
-    behind it waits too: a handler seconds behind got a live client dropped by the keep-alive
-    (1011). The connection's reader takes every message as it comes: the client answers every ping
-    and stays, the backlog shows in ``GET /-/stats`` ``ws_pending``, and every frame is heard."""
-    cfg = config(ping=0.3, ping_timeout=0.5, vad="slowtone")
-    cfg["limits"]["audio_queue_frames"] = 2
-    cfg["speech"] = {"vad_batch_frames": 1}
-    server = await app_server_factory(cfg, extra_plugins=(SlowVadPlugin(),))
-    _, resume_id, interview_id, token = await seed_user(server)
-    ws, inbox = await open_interview(server, token, interview_id, resume_id)
-    digits = [3, 5, 7, 2]
-    frames = audio_frames(digits)                  # 80 frames: ~2.4 s for the VAD, sent at once
-    for chunk in frames:
-        await ws.send(frame_message(chunk))
-    seen = []
-
-    async def behind():
-        seen.append((await stats(server))["ws_pending"])
-        return seen[-1]["max"] >= 20
-    await wait_until(behind, 2.0, "the handler behind by 20 messages and more")
-    assert seen[-1]["connections"] == 1 and seen[-1]["max_wait_s"] > 0, seen[-1]
-    await read_by_server(ws, inbox)                # every frame went through the VAD ...
-    assert ws.close_code is None and not inbox.task.done()   # ... and the client is still there
-    assert (await stats(server))["ws_pending"]["total"] == 0
-    await ws.close()
-    await inbox.task
-    await wait_until(lambda: _session_gone(server, interview_id), 10, "the session ends")
-    assert await stored_texts(server, interview_id) == spoken(digits, len(frames))
