@@ -294,7 +294,6 @@ async def level(servers: Servers, http: httpx.AsyncClient, users: list[tuple[str
     waits = []                                         # ... and the longest a speech event had waited
     stretches = []                                     # ... and the partial interval's stretch (core/cadence.py)
     task_counts = []                                   # ... and the server's asyncio tasks (see below)
-    pending_waits = []                                 # ... and the longest a client message waited to be handled
     while time.monotonic() - t0 < seconds * 0.75:
         await asyncio.sleep(1.0)
         now = await servers.stats(http)
@@ -302,7 +301,6 @@ async def level(servers: Servers, http: httpx.AsyncClient, users: list[tuple[str
         waits.append(now.get("speech_events_waiting", {}).get("max_wait_s", 0.0))
         stretches.append((now.get("partial_cadence") or {}).get("stretch", 1.0))
         task_counts.append(now.get("tasks", 0))
-        pending_waits.append((now.get("ws_pending") or {}).get("max_wait_s", 0.0))
     busy = await servers.stats(http)
     wall = time.monotonic() - t0
     vision = {k: busy["vision_frames"][k] - vision_before[k] for k in vision_before}
@@ -322,7 +320,7 @@ async def level(servers: Servers, http: httpx.AsyncClient, users: list[tuple[str
             "asr": busy.get("asr_remote") or {}, "vad": vad_delta(before.get("vad"), busy.get("vad")), "backlog": max(backlogs, default=0),
             "vision": vision, "recording": recording, "media": busy.get("media_server"), "media_cpu": media_cpu, "children_cpu": kids, "loop_cpu": loop_cpu, "vision_per_session_s": vision["processed"] / max(1, n) / wall,
             "backlog_median": sorted(backlogs)[len(backlogs) // 2] if backlogs else 0,
-            "event_wait_max": max(waits, default=0.0), "stretches": sorted(stretches), "tasks": task_counts, "pending_wait_max": max(pending_waits, default=0.0),
+            "event_wait_max": max(waits, default=0.0), "stretches": sorted(stretches), "tasks": task_counts,
             "partials_sent": ((busy.get("asr_remote") or {}).get("partials_ok", 0)
                               - (before.get("asr_remote") or {}).get("partials_ok", 0))}
 
@@ -434,12 +432,12 @@ async def run(levels: list[int], seconds: float, delay: float, max_concurrency: 
                           f"seconds), x{st[-1]:.2f} at most; remote partials {sent:.2f} per session per "
                           f"second, the clients got {shown:.2f}", flush=True)
                 if res["tasks"]:
-                    # a connection whose handler falls behind shows as client messages waiting
-                    # (/-/stats ws_pending; its socket is still read, so its pongs are not held up)
+                    # Sanic hands each received chunk over in a task that waits until the handler has
+                    # read it, and a pong waits behind them: a connection falling behind shows as
+                    # tasks piling up (and, 10 s later, as a keep-alive close with 1011)
                     t = res["tasks"]
                     print(f"      server asyncio tasks each second: first {t[0]}, median {sorted(t)[len(t) // 2]}, "
-                          f"max {max(t)}, last {t[-1]}; the longest a client message waited to be handled "
-                          f"{res['pending_wait_max']:.2f} s", flush=True)
+                          f"max {max(t)}, last {t[-1]}", flush=True)
                 # held: a responsive loop AND every session keeping up with real time (no more than
                 # a second of audio waiting for the VAD at any sample)
                 print(f"      speech events: the longest wait for the session's handler (store, send) {res['event_wait_max']:.2f} s", flush=True)

@@ -181,7 +181,7 @@ async def run_session(server, ending: str, rng: random.Random) -> tuple[str, lis
         await peer.wait_for(lambda m: m["type"] == "error", timeout=120)
         await peer.go_silent()
         # now silent: no reads, no pongs, no close; the server's pings find it
-        await wait_until(lambda: _session_gone(server, interview_id), 60, f"vanished peer of {interview_id}")
+        await wait_until(lambda: _session_gone(server, interview_id), 180, f"vanished peer of {interview_id}")
         peer.abort()
         return interview_id, spoken(digits, cut)
     ws = await websockets.connect(url, max_size=None, ping_interval=None)
