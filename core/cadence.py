@@ -34,8 +34,7 @@ class PartialCadence:
         self.relax = float(relax)
         self.stretch = 1.0
         self._window: list[float] = []
-        self._window_start: float | None = None
-        self._stretched_since: float | None = None
+        self._window_start: float | None = None        # also the last judgement's time
         self.stats = {"windows": 0, "raised": 0, "lowered": 0, "stretched_seconds": 0.0,
                       "max_stretch_seen": 1.0}
 
@@ -68,15 +67,14 @@ class PartialCadence:
         elif self.stretch < before:
             self.stats["lowered"] += 1
         self.stats["max_stretch_seen"] = max(self.stats["max_stretch_seen"], self.stretch)
-        if before > 1.0 and self._stretched_since is not None:
-            self.stats["stretched_seconds"] += now - self._stretched_since
-        self._stretched_since = now if self.stretch > 1.0 else None
+        if before > 1.0:                    # stretched since the last judgement
+            self.stats["stretched_seconds"] += now - self._window_start
 
     def snapshot(self) -> dict:
         """The current stretch and its history (``GET /-/stats`` reports it as ``partial_cadence``)."""
         stretched = self.stats["stretched_seconds"]
-        if self._stretched_since is not None:
-            stretched += self.clock.now() - self._stretched_since
+        if self.stretch > 1.0:
+            stretched += self.clock.now() - self._window_start
         return {**self.stats, "stretch": round(self.stretch, 3), "stretched_seconds": round(stretched, 2),
                 "max_stretch_seen": round(self.stats["max_stretch_seen"], 3),
                 "target_lag_ms": round(self.target_lag_s * 1000, 1)}
