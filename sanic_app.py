@@ -15,6 +15,7 @@ from api import errors
 from api.auth import jwt_secret
 from api.netaddr import trusted_proxies
 from api.throttle import Throttle
+from api.ws_lean import LeanWebSocketProtocol
 from core.clock import SystemClock
 from core.config import ConfigError, data_dir, load_config
 
@@ -24,6 +25,11 @@ log = logging.getLogger("mianshi")
 OPTIONAL_BLUEPRINTS = ("api.ws", "api.reports", "api.media", "api.plugins_listing", "api.stats", "api.static",
                        "api.resume_import")
 _names = itertools.count()
+
+
+# The server protocol every start uses (app.run here, app.create_server in tests and benchmarks):
+# Sanic's, with WebSocket messages received without a task each (api/ws_lean.py).
+SERVER_PROTOCOL = LeanWebSocketProtocol
 
 
 def _module_exists(name: str) -> bool:
@@ -161,7 +167,7 @@ def main() -> None:
     server = app.ctx.config["server"]
     try:
         app.run(host=server["host"], port=int(server["port"]), single_process=True, auto_reload=False,
-                access_log=False, motd=True)
+                access_log=False, motd=True, protocol=SERVER_PROTOCOL)
     except OSError as exc:
         print(f"mianshi cannot start: cannot listen on {server['host']}:{server['port']} ({exc.strerror}); "
               f"set PORT to a free port", file=sys.stderr)

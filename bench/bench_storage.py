@@ -93,7 +93,7 @@ async def timed(coro) -> float:
 
 # --- 1 + 3: through the app -----------------------------------------------------------------------
 async def bench_app(args, workdir: Path) -> None:
-    from sanic_app import create_app
+    from sanic_app import SERVER_PROTOCOL, create_app
 
     Sanic.test_mode = True
     mongo = EmbeddedMongo(workdir / "app-data")
@@ -105,7 +105,8 @@ async def bench_app(args, workdir: Path) -> None:
     sock.listen(128)
     sock.setblocking(False)
     base = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server = await app.create_server(sock=sock, return_asyncio_server=True, access_log=False)
+    server = await app.create_server(sock=sock, return_asyncio_server=True, access_log=False,
+                                      protocol=SERVER_PROTOCOL)
     await server.startup()
     await server.before_start()
     await server.after_start()

@@ -93,14 +93,15 @@ async def start_app_server(config_overrides: dict | None = None, *, clock=None, 
                            prepare=None) -> AppServer:
     """Run ``create_app(...)`` in this event loop on a free loopback port. ``prepare(app)``, if given,
     runs before the server starts (to add a route, a listener...)."""
-    from sanic_app import create_app
+    from sanic_app import SERVER_PROTOCOL, create_app
 
     app = create_app(config_overrides, clock=clock, extra_plugins=extra_plugins)
     if prepare is not None:
         prepare(app)
     sock = _free_socket()
     port = sock.getsockname()[1]
-    server = await app.create_server(sock=sock, return_asyncio_server=True, access_log=False)
+    server = await app.create_server(sock=sock, return_asyncio_server=True, access_log=False,
+                                      protocol=SERVER_PROTOCOL)
     await server.startup()
     await server.before_start()
     await server.after_start()
