@@ -13,8 +13,9 @@ frames come in: ``data_received`` parses them at once, pongs are acknowledged th
 messages go to an inbox the handler's ``recv`` takes from without waiting when it holds something.
 The socket is paused only when the inbox holds ``inbox_messages`` messages or ``inbox_bytes``
 bytes (back-pressure on a client far ahead of its handler), and read again at half of that.
-After the peer's close (or a lost connection), ``recv`` returns every message that came before it,
-then ``None``.
+After the peer's close ``recv`` returns every message that came before it, then ``None``; the close
+is answered (and the connection ended) once the handler has taken them (Sanic cancels the handler
+when the connection is gone). After a lost connection the handler is cancelled as before.
 
 ``LeanWebSocketProtocol`` is the server protocol that installs it (``protocol=`` of ``app.run`` /
 ``app.create_server``; ``sanic_app.SERVER_PROTOCOL``).
@@ -58,6 +59,7 @@ class LeanWebsocket(WebsocketImplProtocol):
         ws._ended = False
         ws._reading_paused = False
         ws._replies = set()
+        ws._held_replies = []
         return True
 
     # -- receiving -------------------------------------------------------------------------------
@@ -69,9 +71,17 @@ class LeanWebsocket(WebsocketImplProtocol):
         if events:
             self._take(events)
         if replies:
-            task = asyncio.get_running_loop().create_task(self.send_data(replies))
-            self._replies.add(task)
-            task.add_done_callback(self._replies.discard)
+            if self._ended and self._inbox:
+                # the peer closed: its close is answered (and the connection ended) once the handler
+                # has taken every message that came before it
+                self._held_replies.extend(replies)
+            else:
+                self._reply(replies)
+
+    def _reply(self, replies: list) -> None:
+        task = asyncio.get_running_loop().create_task(self.send_data(replies))
+        self._replies.add(task)
+        task.add_done_callback(self._replies.discard)
 
     async def process_events(self, events) -> None:
         """(Sanic calls this for the frames that come with the end of the stream.)"""
@@ -79,6 +89,7 @@ class LeanWebsocket(WebsocketImplProtocol):
 
     def connection_lost(self, exc) -> None:
         super().connection_lost(exc)
+        self._held_replies = []
         self._end()
 
     def _take(self, events) -> None:
@@ -150,6 +161,9 @@ class LeanWebsocket(WebsocketImplProtocol):
                 # (a connection being closed stays paused: fail/end_connection paused it)
                 if self.ws_proto.state is OPEN and self.io_proto and self.io_proto.transport:
                     self.io_proto.transport.resume_reading()
+        if not self._inbox and self._held_replies:
+            held, self._held_replies = self._held_replies, []
+            self._reply(held)
         return message
 
     # -- what the handler calls ------------------------------------------------------------------
@@ -158,7 +172,11 @@ class LeanWebsocket(WebsocketImplProtocol):
         """The next message; ``None`` after ``timeout`` seconds without one, or once the peer closed
         (or the connection is gone) and every message before that was taken."""
         if self._inbox:
-            return self._pop()
+            # one turn of the loop first: a handler working through a full inbox must not hold the
+            # loop for all of it (other sessions, their speech events, the timers)
+            await asyncio.sleep(0)
+            if self._inbox:
+                return self._pop()
         if self._ended or self.ws_proto.state is CLOSED:
             return None
         if self._waiter is not None:
