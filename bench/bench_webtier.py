@@ -318,7 +318,7 @@ async def level(servers: Servers, http: httpx.AsyncClient, users: list[tuple[str
     busy = await servers.stats(http)
     wall = time.monotonic() - t0
     vision = {k: busy["vision_frames"][k] - vision_before[k] for k in vision_before}
-    recording = {k: busy["recording_encoder"][k] - (0 if k == "pending_seconds" else rec_before[k])
+    recording = {k: busy["recording_encoder"][k] - (0 if k in ("pending_seconds", "store_waiting") else rec_before.get(k, 0))
                  for k in rec_before}
     cpu = ((proc_cpu(servers.proc.pid) - cpu_s) / wall, (proc_cpu(os.getpid()) - cpu_c) / wall)
     media_cpu = (proc_cpu(servers.media_proc.pid) - cpu_m) / wall if servers.media_proc is not None else None
@@ -417,7 +417,8 @@ async def run(levels: list[int], seconds: float, delay: float, max_concurrency: 
                 r = res["recording"]
                 print(f"      recordings: {r['encoded']} encoded ({r['encode_cpu_seconds']:.1f} CPU s), "
                       f"{r['skipped_busy']} not recorded (encoder backlog), {r['pending_seconds']:.0f} s of "
-                      f"audio waiting at the end", flush=True)
+                      f"audio waiting at the end; {r.get('stored', 0)} recordings/frames written to the database, "
+                      f"{r.get('store_waiting', 0)} waiting for their turn at the end", flush=True)
                 m = res["media"]
                 if m:
                     print(f"      media server ({'media_server.py on these cores, CPU %.2f/s' % res['media_cpu'] if res['media_cpu'] is not None else 'stand-in'}; "

@@ -22,7 +22,7 @@ import logging
 import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 import numpy as np
 
@@ -113,23 +113,31 @@ class MediaEncoder:
     and a warning says so) instead of holding ever more raw audio in memory."""
 
     def __init__(self, workers: int = 1, nice: int = 10, max_pending_seconds: float = 1800.0,
-                 remote=None) -> None:
+                 remote=None, store_concurrency: int = 2) -> None:
         """``remote``: a ``core.media_remote.MediaClient`` that encodes recordings first (``[media]
-        url`` with ``recordings = true``); what it fails to encode is encoded here."""
+        url`` with ``recordings = true``); what it fails to encode is encoded here.
+        ``store_concurrency``: at most this many recordings and frames are written to the store at
+        once (``store``); the others wait their turn here, not in the database's queue in front of
+        the transcripts."""
         if int(workers) < 1:
             raise ValueError("[recordings] encoder_threads must be >= 1")
+        if int(store_concurrency) < 1:
+            raise ValueError("[recordings] store_concurrency must be >= 1")
         self.max_pending = float(max_pending_seconds)
         self.pending = 0.0
         self.remote = remote
+        self._store_gate = asyncio.Semaphore(int(store_concurrency))
+        self._store_waiting = 0
         self._counts = {"encoded": 0, "skipped_busy": 0, "encode_cpu_seconds": 0.0,
-                        "encoded_remote": 0, "remote_failed": 0}
+                        "encoded_remote": 0, "remote_failed": 0, "stored": 0, "store_failed": 0}
         self.executor = ThreadPoolExecutor(max_workers=int(workers), thread_name_prefix="media-encode",
                                            initializer=lower_thread_priority, initargs=(int(nice),))
 
     @classmethod
     def from_settings(cls, settings: dict, remote=None) -> "MediaEncoder":
         return cls(int(settings.get("encoder_threads", 1)), int(settings.get("encoder_nice", 10)),
-                   float(settings.get("max_pending_seconds", 1800.0)), remote=remote)
+                   float(settings.get("max_pending_seconds", 1800.0)), remote=remote,
+                   store_concurrency=int(settings.get("store_concurrency", 2)))
 
     def reserve(self, seconds: float) -> bool:
         """Room for ``seconds`` more audio to encode? (then it is counted until ``release``)."""
@@ -144,8 +152,29 @@ class MediaEncoder:
 
     @property
     def stats(self) -> dict:
-        """Counts so far and the audio seconds waiting now (``GET /-/stats`` ``recording_encoder``)."""
-        return {**self._counts, "pending_seconds": round(self.pending, 2)}
+        """Counts so far, the audio seconds waiting now to be encoded and the files waiting to be
+        written (``GET /-/stats`` ``recording_encoder``)."""
+        return {**self._counts, "pending_seconds": round(self.pending, 2), "store_waiting": self._store_waiting}
+
+    async def store(self, write: Callable[[], Awaitable[Any]]) -> Any:
+        """``write()`` (one recording or frame into the store) once fewer than ``store_concurrency``
+        writes are under way: on a busy database the recordings wait here rather than in front of
+        the sessions' transcript writes (with 100 sessions each final's two writes queued behind
+        the recordings' GridFS writes for seconds)."""
+        self._store_waiting += 1
+        try:
+            await self._store_gate.acquire()
+        finally:
+            self._store_waiting -= 1
+        try:
+            result = await write()
+        except BaseException:
+            self._counts["store_failed"] += 1
+            raise
+        finally:
+            self._store_gate.release()
+        self._counts["stored"] += 1
+        return result
 
     async def run(self, fn: Callable, *args: Any) -> Any:
         def timed():
@@ -249,16 +278,22 @@ class Recorder:
         finally:
             if self._encoder is not None:
                 self._encoder.release(meta["duration"])
-        await self.store.save_media(self.user_id, self.interview_id, uid, kind="recording", data=data,
-                                    content_type=AUDIO_TYPE, meta=meta)
+        await self._save(uid, kind="recording", data=data, content_type=AUDIO_TYPE, meta=meta)
         self.stats["recordings"] += 1
         self.stats["bytes"] += len(data)
 
     async def _store_frame(self, fid: str, jpeg: bytes) -> None:
         data = await self._run_blocking(thumbnail_jpeg, jpeg, self.frame_width)
-        await self.store.save_media(self.user_id, self.interview_id, fid, kind="frame", data=data,
-                                    content_type=FRAME_TYPE, meta={})
+        await self._save(fid, kind="frame", data=data, content_type=FRAME_TYPE, meta={})
         self.stats["frames"] += 1
+
+    async def _save(self, media_id: str, **what: Any) -> None:
+        def write():
+            return self.store.save_media(self.user_id, self.interview_id, media_id, **what)
+        if self._encoder is not None:
+            await self._encoder.store(write)
+        else:
+            await write()
 
 
 class RetentionSweep:

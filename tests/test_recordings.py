@@ -236,3 +236,55 @@ def test_short_utterances_round_trip_to_the_sample(samples):
     audio = (np.sin(np.arange(samples) / 5) * 5000).astype(np.int16)
     decoded, rate = decode_audio(encode_opus(audio))
     assert rate == 16000 and decoded.size == samples
+
+
+async def test_recordings_and_frames_are_written_a_few_at_a_time_and_all_of_them_are():
+    """``store_concurrency``: on a busy database the recordings wait in the server, at most that
+    many writes under way, instead of queueing in front of the transcripts; every one is written,
+    and a failed write frees its place."""
+    class SlowStore(MemoryStore):
+        def __init__(self):
+            super().__init__()
+            self.gate = asyncio.Event()
+            self.under_way = self.most = 0
+            self.fail_next = False
+
+        async def save_media(self, *args, **kwargs):
+            self.under_way += 1
+            self.most = max(self.most, self.under_way)
+            try:
+                await self.gate.wait()
+                if self.fail_next:
+                    self.fail_next = False
+                    raise OSError("the database went away")
+                await super().save_media(*args, **kwargs)
+            finally:
+                self.under_way -= 1
+
+    from core import frames
+    jpeg = frames.encode_jpeg(np.full((240, 320, 3), 90, np.uint8))
+    encoder = MediaEncoder(workers=1, store_concurrency=2)
+    try:
+        store = SlowStore()
+        iid, _ = store.add("u1", {}, {})
+        tasks: set = set()
+        recorder = Recorder(store=store, user_id="u1", interview_id=iid, settings={"buffer_seconds": 10},
+                            track=tasks.add, encoder=encoder)
+        audio = (np.sin(2 * np.pi * 300 * np.arange(16000 * 4) / 16000) * 6000).astype(np.int16)
+        recorder.feed(audio.tobytes())
+        ids = [recorder.utterance(k * 0.5, k * 0.5 + 0.4) for k in range(6)] + [recorder.frame(jpeg) for _ in range(3)]
+        for _ in range(200):                                   # encoded; two writes under way, seven wait
+            if encoder.stats["store_waiting"] == 7:
+                break
+            await asyncio.sleep(0.01)
+        assert store.under_way == 2 and encoder.stats["store_waiting"] == 7
+        store.fail_next = True
+        store.gate.set()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        assert store.most == 2
+        assert sum(isinstance(r, OSError) for r in results) == 1
+        assert len([i for i in ids if i in store.media]) == 8
+        assert encoder.stats["stored"] == 8 and encoder.stats["store_failed"] == 1
+        assert encoder.stats["store_waiting"] == 0
+    finally:
+        encoder.close()
