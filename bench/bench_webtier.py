@@ -215,6 +215,7 @@ class Servers:
         keep = os.environ.get("BENCH_KEEP_LOGS")       # a directory to copy the server's log to
         if keep:
             import shutil
+            Path(keep).mkdir(parents=True, exist_ok=True)
             shutil.copy(self.data / "server.log", Path(keep) / f"server-{os.getpid()}.log")
         stop_server(self.asr, 10)
         if self.media_proc is not None:
