@@ -235,15 +235,18 @@ async def test_short_speech_over_the_voice_is_dropped_and_sustained_speech_barge
     assert voice._dropped, "the short utterance was not heard"
     await asyncio.sleep(2.0)           # its final (if any) is recognised and dropped
     assert not inbox.of("asr_result") and not inbox.of("tts_stop")
-    # a real answer over the voice: after barge_in_seconds of speech the voice stops, the speech counts
-    await send_audio(ws, wav("intro_01.wav"))
+    # a real answer over the voice: after barge_in_seconds of speech the voice stops, the speech counts.
+    # Its first 2 s go first (its first pause is at 2.4 s): the server reads faster than real time
+    # and must not reach that pause's end (a short utterance, dropped) before the clock says 1 s passed
+    answer = wav("intro_01.wav")
+    await send_audio(ws, answer[:64000])
     while voice._held is None and asyncio.get_running_loop().time() < deadline:
         await asyncio.sleep(0.05)
     assert voice._held is not None
     await clock.advance(1.0)
     stop = await inbox.wait_for(lambda m: m["type"] == "tts_stop", timeout=10)
     assert stop == {"type": "tts_stop", "message_id": intro["message_id"]}
-    await send_audio(ws, bytes(64000))
+    await send_audio(ws, answer[64000:] + bytes(64000))
     final = await inbox.wait_for(lambda m: m["type"] == "asr_result" and m["is_final"] and "专业" in m["text"],
                                  timeout=90)
     assert cer(final["text"][-10:], "毕业于华中科技大学软件工程专业") < 0.5
