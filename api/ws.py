@@ -20,6 +20,7 @@ import uuid
 from sanic import Blueprint
 
 from api.auth import AuthError, decode_token
+from api.ws_lean import LeanWebsocket
 from core import events as ev
 from core.engine import SessionError
 
@@ -186,9 +187,23 @@ class Connection:
         await self._read_rest(handle=False)
 
     async def _read_rest(self, handle: bool = True) -> None:
-        """Read the messages left in Sanic's frame assembler. Sanic (25.12) hands each received
-        message over in a task that waits until it is read: unread ones would keep a task each,
-        and with it the connection, forever."""
+        """Handle (or, with ``handle=False``, drop) the messages received and not read yet."""
+        async for raw in self._left_over():
+            if handle and not self.disconnected and isinstance(raw, str):
+                try:
+                    handle = await self.on_message(raw) and handle
+                except Exception as exc:
+                    log.info("websocket %s: a late message failed: %s", self.id, exc)
+
+    async def _left_over(self):
+        """The messages received and not read yet: on the lean receiving path (api/ws_lean.py) its
+        inbox; on Sanic's own, its frame assembler (Sanic 25.12 hands each received message over in
+        a task that waits until it is read: unread ones would keep a task each, and with it the
+        connection, forever)."""
+        if isinstance(self.ws, LeanWebsocket):
+            while (raw := self.ws.take()) is not None:
+                yield raw
+            return
         assembler = getattr(self.ws, "assembler", None)
         if assembler is None:
             return
@@ -203,8 +218,4 @@ class Connection:
                 await asyncio.sleep(0)
                 continue
             idle_rounds = 0
-            if handle and not self.disconnected and isinstance(raw, str):
-                try:
-                    handle = await self.on_message(raw) and handle
-                except Exception as exc:
-                    log.info("websocket %s: a late message failed: %s", self.id, exc)
+            yield raw

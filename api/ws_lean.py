@@ -168,6 +168,11 @@ class LeanWebsocket(WebsocketImplProtocol):
 
     # -- what the handler calls ------------------------------------------------------------------
 
+    def take(self):
+        """The next message already received, without waiting; ``None`` when the inbox is empty
+        (also once the connection is gone: what it received before stays to be taken)."""
+        return self._pop() if self._inbox else None
+
     async def recv(self, timeout: float | None = None):
         """The next message; ``None`` after ``timeout`` seconds without one, or once the peer closed
         (or the connection is gone) and every message before that was taken."""

@@ -24,7 +24,7 @@ import websockets
 from api.auth import issue_token
 from core.hookspecs import hookimpl
 from core.interfaces import LeaseLost
-from engine_support import BACKEND_RESUME, INTERVIEW, EchoRunner, HookPlugin, ToneAsr, jpeg_of, silence, tone
+from engine_support import BACKEND_RESUME, INTERVIEW, EchoRunner, HookPlugin, ToneAsr, ToneVad, jpeg_of, silence, tone
 from ws_support import Inbox, SilentPeer
 
 SEGMENT_TONE_S, SEGMENT_GAP_S = 0.4, 0.4     # one scripted utterance: a tone (its digit), then quiet
@@ -539,3 +539,44 @@ async def test_too_many_connections_of_one_user_get_4429(app_server_factory):
     assert json.loads(await fourth.recv())["type"] == "connection_established"
     for ws in (second, fourth):
         await ws.close()
+
+
+class SlowToneVad(ToneVad):
+    """The tone VAD taking 30 ms a call on the VAD thread: with a two-frame audio queue the
+    connection's handler waits in ``feed`` and falls seconds behind a client sending in a burst."""
+    name = "slowtone"
+
+    class Stream(ToneVad.Stream):
+        def accept(self, pcm):
+            time.sleep(0.03)
+            return super().accept(pcm)
+
+    def open_stream(self):
+        return SlowToneVad.Stream()
+
+
+class SlowVadPlugin(ChurnPlugin):
+    @hookimpl
+    def register_vad(self, register):
+        register("slowtone", lambda ctx: SlowToneVad())
+
+
+async def test_what_the_server_received_before_the_client_vanished_is_heard_though_its_handler_was_behind(
+        app_server_factory):
+    """80 audio frames sent at once reach the server within milliseconds (they wait in the
+    connection's inbox, api/ws_lean.py) while the handler needs ~2.4 s for them; then the client's
+    TCP connection is reset. Every frame the server had received is still heard and stored."""
+    cfg = config(ping=3.0, vad="slowtone")
+    cfg["limits"]["audio_queue_frames"] = 2
+    cfg["speech"] = {"vad_batch_frames": 1}
+    server = await app_server_factory(cfg, extra_plugins=(SlowVadPlugin(),))
+    _, resume_id, interview_id, token = await seed_user(server)
+    ws, inbox = await open_interview(server, token, interview_id, resume_id)
+    digits = [3, 5, 7, 2]
+    frames = audio_frames(digits)
+    for chunk in frames:
+        await ws.send(frame_message(chunk))
+    await asyncio.sleep(0.5)                        # received (the handler is still behind)
+    ws.transport.abort()
+    await wait_until(lambda: _session_gone(server, interview_id), 30, "the session ends")
+    assert await stored_texts(server, interview_id) == spoken(digits, len(frames))
