@@ -129,8 +129,7 @@ class Shots:
 async def static_only_server():
     """Only the front-end blueprint (api.static) on a free loopback port, in this event loop: for
     tests of the page's own code that need no backend (an AudioWorklet needs an http origin)."""
-    import socket
-
+    from conftest import serve_app
     from sanic import Sanic
 
     from api import static
@@ -138,21 +137,8 @@ async def static_only_server():
     Sanic.test_mode = True
     app = Sanic(f"static_only_{os.getpid()}_{time.monotonic_ns()}")
     app.blueprint(static.bp)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    sock.setblocking(False)
-    port = sock.getsockname()[1]
-    server = await app.create_server(sock=sock, return_asyncio_server=True, access_log=False)
-    await server.startup()
-    await server.before_start()
-    await server.after_start()
+    server = await serve_app(app)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield server.base_url
     finally:
-        await server.before_stop()
-        closing = server.close()
-        if closing is not None:
-            await closing
-        await server.after_stop()
+        await server.stop()

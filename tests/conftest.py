@@ -93,15 +93,23 @@ async def start_app_server(config_overrides: dict | None = None, *, clock=None, 
                            prepare=None) -> AppServer:
     """Run ``create_app(...)`` in this event loop on a free loopback port. ``prepare(app)``, if given,
     runs before the server starts (to add a route, a listener...)."""
-    from sanic_app import SERVER_PROTOCOL, create_app
+    from sanic_app import create_app
 
     app = create_app(config_overrides, clock=clock, extra_plugins=extra_plugins)
     if prepare is not None:
         prepare(app)
+    return await serve_app(app)
+
+
+async def serve_app(app: Sanic, protocol=None) -> AppServer:
+    """``app`` served in this event loop on a free loopback port, with the server protocol the
+    product runs (``sanic_app.SERVER_PROTOCOL``) unless ``protocol`` is given."""
+    from sanic_app import SERVER_PROTOCOL
+
     sock = _free_socket()
     port = sock.getsockname()[1]
     server = await app.create_server(sock=sock, return_asyncio_server=True, access_log=False,
-                                      protocol=SERVER_PROTOCOL)
+                                      protocol=protocol or SERVER_PROTOCOL)
     await server.startup()
     await server.before_start()
     await server.after_start()

@@ -13,35 +13,26 @@ from sanic.exceptions import ServerError
 from sanic.server.websockets.impl import WebsocketImplProtocol
 
 from api.ws_lean import LeanWebsocket, LeanWebSocketProtocol
-from tests.conftest import _free_socket
+from conftest import serve_app
 
 _names = itertools.count()
 
 
 @contextlib.asynccontextmanager
 async def ws_app(handler, **server_config):
-    """A bare Sanic app with ``handler`` at /ws (no database), served with the lean protocol."""
+    """A bare Sanic app with ``handler`` at /ws (no database), served with the lean protocol; its
+    WebSocket URL."""
     Sanic.test_mode = True
     app = Sanic(f"ws_lean_{next(_names)}")
     app.ctx.config = {"server": server_config}
     app.config.WEBSOCKET_PING_INTERVAL = server_config.get("ping_interval", 20)
     app.config.WEBSOCKET_PING_TIMEOUT = server_config.get("ping_timeout", 20)
     app.add_websocket_route(handler, "/ws")
-    sock = _free_socket()
-    server = await app.create_server(sock=sock, return_asyncio_server=True, access_log=False,
-                                      protocol=LeanWebSocketProtocol)
-    await server.startup()
-    await server.before_start()
-    await server.after_start()
+    server = await serve_app(app, LeanWebSocketProtocol)
     try:
-        yield f"ws://127.0.0.1:{sock.getsockname()[1]}/ws"
+        yield server.base_url.replace("http://", "ws://") + "/ws"
     finally:
-        await server.before_stop()
-        server.close()
-        for conn in list(server.connections):
-            conn.close_if_idle()
-        await server.wait_closed()
-        await server.after_stop()
+        await server.stop()
 
 
 async def test_messages_come_in_order_and_the_end_comes_after_every_one_of_them():
