@@ -13,8 +13,9 @@ async def next_sequence(db, name: str) -> int:
 
 
 # --- sharding -------------------------------------------------------------------------------------
-# With mongoeco an insert costs time proportional to the size of the collection it goes into (it
-# re-reads the collection to check the new _id; README, "Storage"). Resumes, interviews and transcript
+# With mongoeco an insert cost time proportional to the size of the collection it goes into (it
+# re-read the collection to check the new _id; the embedded server skips that for string ids since
+# 2026-11-30, a real MongoDB never had it; README, "Storage"). Resumes, interviews and transcript
 # buckets are therefore spread over SHARDS collections each, chosen by the owner: a user's documents
 # all live in the same shard, so listing them is one indexed query, and an insert only pays for
 # 1/SHARDS of the data. Interview ids carry their shard (id % SHARDS), because the engine addresses

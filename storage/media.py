@@ -9,6 +9,7 @@ writer adds (a recording's ``audio_start``/``audio_end``/``duration``). Only the
 (``get`` returns None for anyone else, the routes answer 404)."""
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 
 from storage.common import SHARDS, shard_name, utcnow
@@ -18,9 +19,53 @@ KINDS = ("recording", "frame")
 BUCKET = "media"
 
 
+# GridFS's chunk index, without ``unique``: the drivers create it unique when a bucket is first
+# written, and mongoeco checks a unique index by loading and decoding the whole collection on every
+# insert and on every update, so each recording cost time proportional to the recordings already in
+# its shard (~90 ms with 300 there, and growing; README, "What mongoeco costs"). Media ids are random
+# and each file is written once by one writer, so nothing relies on the uniqueness; reads and
+# deletes use the index the same way.
+CHUNKS_INDEX = (("files_id", 1), ("n", 1))
+CHUNKS_INDEX_NAME = "files_id_1_n_1"
+
+
 class MediaRepository:
     def __init__(self, db) -> None:
         self.db = db
+        self._prepared: set[int] = set()
+        self._preparing: dict[int, "asyncio.Future[None]"] = {}
+
+    async def _prepare(self, shard: int) -> None:
+        """Once per shard and process, before its first write: GridFS's chunk index, not unique (a
+        unique one left by an earlier version is replaced). Concurrent first writes wait for one
+        preparation."""
+        if shard in self._prepared:
+            return
+        pending = self._preparing.get(shard)
+        if pending is not None:
+            await asyncio.shield(pending)
+            return
+        pending = self._preparing[shard] = asyncio.get_running_loop().create_future()
+        try:
+            chunks = self.db[f"{shard_name(BUCKET, shard)}.chunks"]
+            plain = False
+            for index in await chunks.list_indexes().to_list(None):
+                if tuple(index["key"].items()) == CHUNKS_INDEX:
+                    if index.get("unique"):
+                        await chunks.drop_index(index["name"])
+                    else:
+                        plain = True
+            if not plain:
+                await chunks.create_index(list(CHUNKS_INDEX), name=CHUNKS_INDEX_NAME)
+        except BaseException as exc:
+            pending.set_exception(exc)
+            pending.exception()          # retrieved: the waiters, if any, get it through shield
+            raise
+        else:
+            self._prepared.add(shard)
+            pending.set_result(None)
+        finally:
+            del self._preparing[shard]
 
     def _bucket(self, shard: int):
         from storage.db import gridfs_bucket
@@ -42,9 +87,11 @@ class MediaRepository:
             raise ValueError(f"media kind must be one of {KINDS}, got {kind!r}")
         if not data:
             raise ValueError("empty media file")
+        shard = self._shard(interview_id)
+        await self._prepare(shard)
         metadata = {**(meta or {}), "user_id": user_id, "interview_id": str(interview_id), "kind": kind,
                     "content_type": content_type, "created_at": utcnow()}
-        await self._bucket(self._shard(interview_id)).upload_from_stream_with_id(
+        await self._bucket(shard).upload_from_stream_with_id(
             str(media_id), f"{interview_id}/{kind}/{media_id}", bytes(data), metadata=metadata)
 
     async def meta(self, user_id: str, interview_id: str, media_id: str, kind: str) -> dict | None:

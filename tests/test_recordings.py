@@ -156,6 +156,29 @@ async def test_gridfs_owner_only_and_retention_sweep(store):
     assert await store.db[f"media_{int(iid) % 32:02d}.chunks"].count_documents({}) == 0
 
 
+async def test_gridfs_chunk_index_is_plain_and_an_old_unique_one_is_replaced(store):
+    """mongoeco checks a unique index by decoding the whole collection at every insert: the chunk
+    index GridFS would create unique is created plain before a shard's first write, and a unique one
+    (an earlier version's data) is replaced. Concurrent first writes prepare the shard once."""
+    from storage.media import CHUNKS_INDEX, MediaRepository
+    iid = await _interview(store)
+    chunks = store.db[f"media_{int(iid) % 32:02d}.chunks"]
+    await chunks.create_index(list(CHUNKS_INDEX), unique=True, name="files_id_1_n_1")   # as GridFS makes it
+    media = MediaRepository(store.db)                  # a fresh process's repository
+    await asyncio.gather(*(media.put("alice", iid, f"r{i}", kind="recording", data=b"OggS" * (100 + i),
+                                     content_type="audio/ogg") for i in range(6)))
+    indexes = [ix for ix in await chunks.list_indexes().to_list(None) if tuple(ix["key"].items()) == CHUNKS_INDEX]
+    assert len(indexes) == 1 and not indexes[0].get("unique")
+    for i in range(6):
+        doc, data = await media.get("alice", iid, f"r{i}", "recording")
+        assert data == b"OggS" * (100 + i)
+    other = str(int(iid) + 1)                          # another shard, never written: nothing made there
+    assert not [ix for ix in await store.db[f"media_{int(other) % 32:02d}.chunks"].list_indexes().to_list(None)
+                if tuple(ix["key"].items()) == CHUNKS_INDEX]
+    await media.put("alice", iid, "again", kind="recording", data=b"OggS", content_type="audio/ogg")
+    assert len(await chunks.list_indexes().to_list(None)) == 2          # _id and ours, unchanged
+
+
 async def test_delete_interview_removes_everything(store):
     iid = await _interview(store)
     other = await _interview(store)
