@@ -23,7 +23,9 @@ event waits over 1 s: their start is a burst of database writes; printed), and e
 received but not yet through the VAD) and the longest any speech event has waited for its session's
 handler (stored, sent: the audio does not wait for it). A level is held when lag p99 < 50 ms AND no
 session was more than 1 s of audio behind (a loop can stay responsive while the VAD falls behind)
-AND no event waited more than 1 s AND the recording encoder keeps up (at most 2 min of audio waiting for it at the end). Printed per level: lag
+AND no event waited more than 1 s AND the recordings keep up (at most 2 min of audio waiting for the
+encoder, and at most 5 s' worth of the window's database writes of recordings and frames waiting, at
+the end; none left unwritten for a full queue). Printed per level: lag
 p50/p99/max, the backlog, the sessions open, the ASR requests the stand-in answered, the
 finals/partials/errors the clients received, the CPU seconds per wall second of the server (and of
 its event-loop thread alone), of its
@@ -67,6 +69,8 @@ from bench_session import INTERVIEW, frames_of, free_port, jpeg_frame, new_candi
 ADMIN = "webtier-" + uuid.uuid4().hex
 MAX_BACKLOG = 25          # frames (40 ms each) a session may have waiting for the VAD: 1 s behind real time
 MAX_RECORDING_WAIT = 120  # seconds of audio waiting for the recording encoder: more means it falls behind
+MAX_STORE_WAIT_S = 5      # recordings/frames waiting for the database at the end: at most this many
+                          # seconds of the window's write rate (more means the database falls behind)
 SETTLE_MAX_S = 20         # after the ramp, at most this long for the sessions' start to settle (below)
 MAX_EVENT_WAIT = 1.0      # seconds a speech event (start/end, transcript) may wait for its handler (store, send)
 PHASES = 0.2              # s over which the sessions' starts are spread: their 40 ms frames and the VAD's
@@ -319,7 +323,8 @@ async def level(servers: Servers, http: httpx.AsyncClient, users: list[tuple[str
     busy = await servers.stats(http)
     wall = time.monotonic() - t0
     vision = {k: busy["vision_frames"][k] - vision_before[k] for k in vision_before}
-    recording = {k: busy["recording_encoder"][k] - (0 if k in ("pending_seconds", "store_waiting") else rec_before.get(k, 0))
+    recording = {k: busy["recording_encoder"][k] - (0 if k in ("pending_seconds", "store_waiting", "store_waiting_bytes")
+                                                     else rec_before.get(k, 0))
                  for k in rec_before}
     cpu = ((proc_cpu(servers.proc.pid) - cpu_s) / wall, (proc_cpu(os.getpid()) - cpu_c) / wall)
     media_cpu = (proc_cpu(servers.media_proc.pid) - cpu_m) / wall if servers.media_proc is not None else None
@@ -338,6 +343,15 @@ async def level(servers: Servers, http: httpx.AsyncClient, users: list[tuple[str
             "event_wait_max": max(waits, default=0.0), "event_waits": waits, "stretches": sorted(stretches), "tasks": task_counts,
             "partials_sent": ((busy.get("asr_remote") or {}).get("partials_ok", 0)
                               - (before.get("asr_remote") or {}).get("partials_ok", 0))}
+
+
+def store_keeps_up(recording: dict, wall: float) -> bool:
+    """The database kept up with the recordings and frames: none left unwritten for a full queue,
+    and what waits at the end is at most ``MAX_STORE_WAIT_S`` seconds of the window's write rate
+    (a database that falls behind leaves a backlog growing with the run)."""
+    rate = recording.get("stored", 0) / max(wall, 1e-9)
+    return (recording.get("store_skipped_busy", 0) == 0
+            and recording.get("store_waiting", 0) <= max(1.0, MAX_STORE_WAIT_S * rate))
 
 
 def vad_delta(before: dict | None, after: dict | None) -> dict:
@@ -419,7 +433,8 @@ async def run(levels: list[int], seconds: float, delay: float, max_concurrency: 
                 print(f"      recordings: {r['encoded']} encoded ({r['encode_cpu_seconds']:.1f} CPU s), "
                       f"{r['skipped_busy']} not recorded (encoder backlog), {r['pending_seconds']:.0f} s of "
                       f"audio waiting at the end; {r.get('stored', 0)} recordings/frames written to the database, "
-                      f"{r.get('store_waiting', 0)} waiting for their turn at the end", flush=True)
+                      f"{r.get('store_waiting', 0)} waiting for their turn at the end, "
+                      f"{r.get('store_skipped_busy', 0)} not written (database queue full)", flush=True)
                 m = res["media"]
                 if m:
                     print(f"      media server ({'media_server.py on these cores, CPU %.2f/s' % res['media_cpu'] if res['media_cpu'] is not None else 'stand-in'}; "
@@ -467,6 +482,7 @@ async def run(levels: list[int], seconds: float, delay: float, max_concurrency: 
                          if late else ""), flush=True)
                 if (loop["lag_ms_p99"] < target_ms and res["backlog"] <= MAX_BACKLOG and not res["client_failures"]
                         and res["recording"]["pending_seconds"] <= MAX_RECORDING_WAIT
+                        and store_keeps_up(res["recording"], res["wall"])
                         and res["event_wait_max"] <= MAX_EVENT_WAIT):
                     best = max(best, n)
                 elif loop["lag_ms_p99"] > 10 * target_ms:
@@ -475,7 +491,7 @@ async def run(levels: list[int], seconds: float, delay: float, max_concurrency: 
             print(f"most concurrent streaming sessions with event-loop lag p99 < {target_ms:g} ms and no session "
                   f"more than {MAX_BACKLOG} frames (1 s) behind nor any speech event waiting more than {MAX_EVENT_WAIT:g} s "
                   f"for its handler, recordings keeping up (<= {MAX_RECORDING_WAIT} s "
-                  f"of audio waiting for the encoder): {best}"
+                  f"of audio waiting for the encoder, <= {MAX_STORE_WAIT_S} s of writes waiting for the database): {best}"
                   f" (of the levels tried: {', '.join(map(str, levels))})")
     finally:
         servers.stop()

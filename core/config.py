@@ -101,7 +101,8 @@ CORE_SETTINGS: dict[str, dict[str, Setting]] = {name: declare(spec) for name, sp
                    # encoding (core/recording.py MediaEncoder): threads, their nice level, and the
                    # most audio that may wait for them (beyond it an utterance is not recorded)
                    "encoder_threads": Setting(1, minimum=1), "encoder_nice": Setting(10, minimum=0),
-                   "store_concurrency": Setting(2, minimum=1),      # recordings/frames written at once
+                   "store_concurrency": Setting(4, minimum=1),      # recordings/frames written at once
+                   "max_store_waiting_mb": _positive(64.0),         # ... and waiting at most (else not written)
                    "max_pending_seconds": _positive(1800.0)},
     # a media server that runs the cheat detectors and encodes recordings (core/media_remote.py)
     "media": {"url": Setting(None, str), "api_key_env": "MIANSHI_MEDIA_API_KEY",

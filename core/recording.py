@@ -113,12 +113,13 @@ class MediaEncoder:
     and a warning says so) instead of holding ever more raw audio in memory."""
 
     def __init__(self, workers: int = 1, nice: int = 10, max_pending_seconds: float = 1800.0,
-                 remote=None, store_concurrency: int = 2) -> None:
+                 remote=None, store_concurrency: int = 4, max_store_waiting_mb: float = 64.0) -> None:
         """``remote``: a ``core.media_remote.MediaClient`` that encodes recordings first (``[media]
         url`` with ``recordings = true``); what it fails to encode is encoded here.
         ``store_concurrency``: at most this many recordings and frames are written to the store at
         once (``store``); the others wait their turn here, not in the database's queue in front of
-        the transcripts."""
+        the transcripts, up to ``max_store_waiting_mb`` of them: beyond it a file is not written
+        (a database that cannot keep up must not grow the server's memory without end)."""
         if int(workers) < 1:
             raise ValueError("[recordings] encoder_threads must be >= 1")
         if int(store_concurrency) < 1:
@@ -127,9 +128,14 @@ class MediaEncoder:
         self.pending = 0.0
         self.remote = remote
         self._store_gate = asyncio.Semaphore(int(store_concurrency))
+        if float(max_store_waiting_mb) <= 0:
+            raise ValueError("[recordings] max_store_waiting_mb must be > 0")
         self._store_waiting = 0
+        self._store_waiting_bytes = 0
+        self.max_store_waiting_bytes = int(float(max_store_waiting_mb) * 1024 * 1024)
         self._counts = {"encoded": 0, "skipped_busy": 0, "encode_cpu_seconds": 0.0,
-                        "encoded_remote": 0, "remote_failed": 0, "stored": 0, "store_failed": 0}
+                        "encoded_remote": 0, "remote_failed": 0, "stored": 0, "store_failed": 0,
+                        "store_skipped_busy": 0}
         self.executor = ThreadPoolExecutor(max_workers=int(workers), thread_name_prefix="media-encode",
                                            initializer=lower_thread_priority, initargs=(int(nice),))
 
@@ -137,7 +143,8 @@ class MediaEncoder:
     def from_settings(cls, settings: dict, remote=None) -> "MediaEncoder":
         return cls(int(settings.get("encoder_threads", 1)), int(settings.get("encoder_nice", 10)),
                    float(settings.get("max_pending_seconds", 1800.0)), remote=remote,
-                   store_concurrency=int(settings.get("store_concurrency", 2)))
+                   store_concurrency=int(settings.get("store_concurrency", 4)),
+                   max_store_waiting_mb=float(settings.get("max_store_waiting_mb", 64.0)))
 
     def reserve(self, seconds: float) -> bool:
         """Room for ``seconds`` more audio to encode? (then it is counted until ``release``)."""
@@ -154,27 +161,35 @@ class MediaEncoder:
     def stats(self) -> dict:
         """Counts so far, the audio seconds waiting now to be encoded and the files waiting to be
         written (``GET /-/stats`` ``recording_encoder``)."""
-        return {**self._counts, "pending_seconds": round(self.pending, 2), "store_waiting": self._store_waiting}
+        return {**self._counts, "pending_seconds": round(self.pending, 2), "store_waiting": self._store_waiting,
+                "store_waiting_bytes": self._store_waiting_bytes}
 
-    async def store(self, write: Callable[[], Awaitable[Any]]) -> Any:
-        """``write()`` (one recording or frame into the store) once fewer than ``store_concurrency``
-        writes are under way: on a busy database the recordings wait here rather than in front of
-        the sessions' transcript writes (with 100 sessions each final's two writes queued behind
-        the recordings' GridFS writes for seconds)."""
+    async def store(self, write: Callable[[], Awaitable[Any]], size: int = 0) -> bool:
+        """``write()`` (one file of ``size`` bytes into the store) once fewer than
+        ``store_concurrency`` writes are under way: on a busy database the recordings wait here
+        rather than in front of the sessions' transcript writes (with 100 sessions each final's two
+        writes queued behind the recordings' GridFS writes for seconds). False, and nothing written,
+        when ``max_store_waiting_mb`` already wait (``store_skipped_busy``)."""
+        size = max(0, int(size))
+        if self._store_waiting and self._store_waiting_bytes + size > self.max_store_waiting_bytes:
+            self._counts["store_skipped_busy"] += 1
+            return False
         self._store_waiting += 1
+        self._store_waiting_bytes += size
         try:
             await self._store_gate.acquire()
         finally:
             self._store_waiting -= 1
+            self._store_waiting_bytes -= size
         try:
-            result = await write()
+            await write()
         except BaseException:
             self._counts["store_failed"] += 1
             raise
         finally:
             self._store_gate.release()
         self._counts["stored"] += 1
-        return result
+        return True
 
     async def run(self, fn: Callable, *args: Any) -> Any:
         def timed():
@@ -223,7 +238,8 @@ class Recorder:
         self._run_blocking = encoder.run if encoder is not None else run_blocking
         self._encoder = encoder
         self._track = track
-        self.stats = {"recordings": 0, "bytes": 0, "frames": 0, "clipped": 0, "skipped_busy": 0}
+        self.stats = {"recordings": 0, "bytes": 0, "frames": 0, "clipped": 0, "skipped_busy": 0,
+                      "store_skipped": 0}
 
     @classmethod
     def for_session(cls, session) -> "Recorder":
@@ -278,22 +294,30 @@ class Recorder:
         finally:
             if self._encoder is not None:
                 self._encoder.release(meta["duration"])
-        await self._save(uid, kind="recording", data=data, content_type=AUDIO_TYPE, meta=meta)
-        self.stats["recordings"] += 1
-        self.stats["bytes"] += len(data)
+        if await self._save(uid, kind="recording", data=data, content_type=AUDIO_TYPE, meta=meta):
+            self.stats["recordings"] += 1
+            self.stats["bytes"] += len(data)
 
     async def _store_frame(self, fid: str, jpeg: bytes) -> None:
         data = await self._run_blocking(thumbnail_jpeg, jpeg, self.frame_width)
-        await self._save(fid, kind="frame", data=data, content_type=FRAME_TYPE, meta={})
-        self.stats["frames"] += 1
+        if await self._save(fid, kind="frame", data=data, content_type=FRAME_TYPE, meta={}):
+            self.stats["frames"] += 1
 
-    async def _save(self, media_id: str, **what: Any) -> None:
+    async def _save(self, media_id: str, **what: Any) -> bool:
+        """Written? (False: the database is that far behind, see ``MediaEncoder.store``.)"""
         def write():
             return self.store.save_media(self.user_id, self.interview_id, media_id, **what)
-        if self._encoder is not None:
-            await self._encoder.store(write)
-        else:
+        if self._encoder is None:
             await write()
+            return True
+        if await self._encoder.store(write, len(what["data"])):
+            return True
+        self.stats["store_skipped"] += 1
+        log.warning("%s %s of interview %s not written: %.1f MB of recordings and frames already wait "
+                    "for the database ([recordings] max_store_waiting_mb; the database is short of "
+                    "capacity)", what["kind"], media_id, self.interview_id,
+                    self._encoder.stats["store_waiting_bytes"] / 1048576)
+        return False
 
 
 class RetentionSweep:

@@ -27,6 +27,7 @@ BUCKET = "media"
 # deletes use the index the same way.
 CHUNKS_INDEX = (("files_id", 1), ("n", 1))
 CHUNKS_INDEX_NAME = "files_id_1_n_1"
+CHUNK_SIZE = 255 * 1024          # GridFS's default chunk size
 
 
 class MediaRepository:
@@ -91,8 +92,27 @@ class MediaRepository:
         await self._prepare(shard)
         metadata = {**(meta or {}), "user_id": user_id, "interview_id": str(interview_id), "kind": kind,
                     "content_type": content_type, "created_at": utcnow()}
-        await self._bucket(shard).upload_from_stream_with_id(
-            str(media_id), f"{interview_id}/{kind}/{media_id}", bytes(data), metadata=metadata)
+        await self._write(shard, str(media_id), f"{interview_id}/{kind}/{media_id}", bytes(data), metadata)
+
+    async def _write(self, shard: int, file_id: str, filename: str, data: bytes, metadata: dict) -> None:
+        """One file in GridFS's format (the GridFS specification: chunks of ``CHUNK_SIZE`` with
+        ``files_id`` and ``n``, then the files document, which makes the file visible), in two
+        round trips. The driver's upload takes four: each upload first asks both collections
+        whether they are empty (to create GridFS's indexes; ``_prepare`` has made the one reads
+        need), and on a busy server every round trip waits for the event loop. A files document
+        refused (the id exists) takes its chunks with it, and only its own."""
+        from bson import Binary, ObjectId
+        chunks = [{"_id": ObjectId(), "files_id": file_id, "n": n, "data": Binary(data[at:at + CHUNK_SIZE])}
+                  for n, at in enumerate(range(0, len(data), CHUNK_SIZE))]
+        bucket = shard_name(BUCKET, shard)
+        await self.db[f"{bucket}.chunks"].insert_many(chunks)
+        try:
+            await self.db[f"{bucket}.files"].insert_one(
+                {"_id": file_id, "length": len(data), "chunkSize": CHUNK_SIZE, "uploadDate": utcnow(),
+                 "filename": filename, "metadata": metadata})
+        except BaseException:
+            await asyncio.shield(self.db[f"{bucket}.chunks"].delete_many({"_id": {"$in": [c["_id"] for c in chunks]}}))
+            raise
 
     async def meta(self, user_id: str, interview_id: str, media_id: str, kind: str) -> dict | None:
         """The file document if it is ``user_id``'s, of that interview and kind; else None."""

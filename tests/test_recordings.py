@@ -179,6 +179,27 @@ async def test_gridfs_chunk_index_is_plain_and_an_old_unique_one_is_replaced(sto
     assert len(await chunks.list_indexes().to_list(None)) == 2          # _id and ours, unchanged
 
 
+async def test_files_are_gridfs_files_of_any_size_and_an_id_is_written_once(store):
+    """The repository writes GridFS's format itself (two round trips): the driver's GridFS reads
+    a file of several chunks back byte for byte, and a second write of an id is refused without
+    touching the first file's chunks (nor leaving its own)."""
+    from storage.db import DuplicateKeyError, gridfs_bucket
+    from storage.media import CHUNK_SIZE
+    iid = await _interview(store)
+    name = f"media_{int(iid) % 32:02d}"
+    big = np.random.default_rng(1).integers(0, 256, 2 * CHUNK_SIZE + 123, dtype=np.uint8).tobytes()
+    await store.save_media("alice", iid, "big", kind="recording", data=big, content_type="audio/ogg")
+    assert await store.db[f"{name}.chunks"].count_documents({"files_id": "big"}) == 3
+    stream = await gridfs_bucket(store.db, name).open_download_stream("big")
+    assert await stream.read() == big and stream.length == len(big)
+    doc, data = await store.media.get("alice", iid, "big", "recording")
+    assert data == big and doc["filename"] == f"{iid}/recording/big" and doc["metadata"]["user_id"] == "alice"
+    with pytest.raises(DuplicateKeyError):
+        await store.save_media("alice", iid, "big", kind="recording", data=b"other", content_type="audio/ogg")
+    assert await store.db[f"{name}.chunks"].count_documents({"files_id": "big"}) == 3
+    assert (await store.media.get("alice", iid, "big", "recording"))[1] == big
+
+
 async def test_delete_interview_removes_everything(store):
     iid = await _interview(store)
     other = await _interview(store)
@@ -261,6 +282,17 @@ def test_short_utterances_round_trip_to_the_sample(samples):
     assert rate == 16000 and decoded.size == samples
 
 
+def _recorder_with_tone(store, encoder) -> tuple[Recorder, set]:
+    """A recorder of a new interview of ``store`` holding 4 s of a tone, and its set of tasks."""
+    iid, _ = store.add("u1", {}, {})
+    tasks: set = set()
+    recorder = Recorder(store=store, user_id="u1", interview_id=iid, settings={"buffer_seconds": 10},
+                        track=tasks.add, encoder=encoder)
+    audio = (np.sin(2 * np.pi * 300 * np.arange(16000 * 4) / 16000) * 6000).astype(np.int16)
+    recorder.feed(audio.tobytes())
+    return recorder, tasks
+
+
 async def test_recordings_and_frames_are_written_a_few_at_a_time_and_all_of_them_are():
     """``store_concurrency``: on a busy database the recordings wait in the server, at most that
     many writes under way, instead of queueing in front of the transcripts; every one is written,
@@ -289,12 +321,7 @@ async def test_recordings_and_frames_are_written_a_few_at_a_time_and_all_of_them
     encoder = MediaEncoder(workers=1, store_concurrency=2)
     try:
         store = SlowStore()
-        iid, _ = store.add("u1", {}, {})
-        tasks: set = set()
-        recorder = Recorder(store=store, user_id="u1", interview_id=iid, settings={"buffer_seconds": 10},
-                            track=tasks.add, encoder=encoder)
-        audio = (np.sin(2 * np.pi * 300 * np.arange(16000 * 4) / 16000) * 6000).astype(np.int16)
-        recorder.feed(audio.tobytes())
+        recorder, tasks = _recorder_with_tone(store, encoder)
         ids = [recorder.utterance(k * 0.5, k * 0.5 + 0.4) for k in range(6)] + [recorder.frame(jpeg) for _ in range(3)]
         for _ in range(200):                                   # encoded; two writes under way, seven wait
             if encoder.stats["store_waiting"] == 7:
@@ -309,5 +336,64 @@ async def test_recordings_and_frames_are_written_a_few_at_a_time_and_all_of_them
         assert len([i for i in ids if i in store.media]) == 8
         assert encoder.stats["stored"] == 8 and encoder.stats["store_failed"] == 1
         assert encoder.stats["store_waiting"] == 0
+    finally:
+        encoder.close()
+
+
+async def test_what_waits_for_the_database_is_bounded():
+    """``max_store_waiting_mb``: a database that does not keep up must not grow the server's memory
+    without end; a file beyond the bound is not written (counted, logged), the others all are, and
+    once the queue drains files are written again."""
+    gate = asyncio.Event()
+    written: list[int] = []
+
+    def writer(n):
+        async def write():
+            await gate.wait()
+            written.append(n)
+        return write
+
+    encoder = MediaEncoder(workers=1, store_concurrency=1, max_store_waiting_mb=0.25)    # 262 144 bytes
+    try:
+        first = asyncio.ensure_future(encoder.store(writer(0), 200_000))      # under way: not waiting
+        await asyncio.sleep(0)
+        queued = [asyncio.ensure_future(encoder.store(writer(n), 100_000)) for n in (1, 2)]
+        await asyncio.sleep(0)
+        assert encoder.stats["store_waiting"] == 2 and encoder.stats["store_waiting_bytes"] == 200_000
+        refused = await encoder.store(writer(3), 100_000)                      # 300 000 would wait
+        assert refused is False and encoder.stats["store_skipped_busy"] == 1
+        small = asyncio.ensure_future(encoder.store(writer(4), 50_000))        # 250 000: still fits
+        gate.set()
+        assert await asyncio.gather(first, *queued, small) == [True, True, True, True]
+        assert sorted(written) == [0, 1, 2, 4] and encoder.stats["store_waiting_bytes"] == 0
+        assert await encoder.store(writer(5), 200_000) is True                 # drained: written again
+    finally:
+        encoder.close()
+    with pytest.raises(ValueError):
+        MediaEncoder(max_store_waiting_mb=0)
+
+
+async def test_a_recording_the_database_has_no_room_for_is_counted_and_said(caplog):
+    class StuckStore(MemoryStore):
+        gate = asyncio.Event()
+
+        async def save_media(self, *args, **kwargs):
+            await self.gate.wait()
+            await super().save_media(*args, **kwargs)
+
+    encoder = MediaEncoder(workers=1, store_concurrency=1, max_store_waiting_mb=0.001)     # ~1 KB
+    try:
+        store = StuckStore()
+        recorder, tasks = _recorder_with_tone(store, encoder)
+        ids = [recorder.utterance(k * 0.5, k * 0.5 + 0.4) for k in range(3)]
+        for _ in range(300):                      # one under way, one waiting, the third refused
+            if recorder.stats["store_skipped"] == 1:
+                break
+            await asyncio.sleep(0.01)
+        StuckStore.gate.set()
+        await asyncio.gather(*tasks)
+        assert recorder.stats["store_skipped"] == 1 and recorder.stats["recordings"] == 2
+        assert len([i for i in ids if i in store.media]) == 2
+        assert "max_store_waiting_mb" in caplog.text
     finally:
         encoder.close()
