@@ -363,6 +363,20 @@ def vad_delta(before: dict | None, after: dict | None) -> dict:
             "cpu_seconds": after["cpu_seconds"] - before["cpu_seconds"]}
 
 
+SPEED_PROBE = "import time\nt = time.perf_counter()\ns = 0\nfor i in range(10_000_000):\n    s += i\nprint(time.perf_counter() - t)"
+
+
+def cpu_speed(cpu: int | None) -> float:
+    """Seconds a 10M-step Python loop takes on ``cpu`` (any when None), median of three: the same
+    machine ran it in 0.68-1.25 s within a minute (a shared host), and a level at the edge of one
+    core is held or not with it; printed beside every run so that runs can be compared."""
+    cmd = [sys.executable, "-c", SPEED_PROBE]
+    if cpu is not None:
+        cmd = ["taskset", "-c", str(cpu)] + cmd
+    times = sorted(float(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout) for _ in range(3))
+    return times[1]
+
+
 def pin_processes(servers: Servers) -> str:
     """``--pin``: the server process (every thread, and its FSMN/voice workers) on CPU 0; this
     process, the stand-ins, media_server.py and the embedded database on CPU 1. The web tier then
@@ -408,6 +422,10 @@ async def run(levels: list[int], seconds: float, delay: float, max_concurrency: 
                   f"media server: {media}) "
                   f"+ ASR stand-in (answers after {delay:g} s) up; cores={os.cpu_count()}, "
                   f"load average {os.getloadavg()[0]:.2f} before the run (shared machine)")
+            speed_cpu = 0 if pin else None
+            speed_before = cpu_speed(speed_cpu)
+            print(f"machine speed{' on CPU 0' if pin else ''}: a 10M-step Python loop {speed_before:.2f} s "
+                  "(median of 3; again after the levels)", flush=True)
             print(" N   lag p50    p99     max   backlog med/max  open  ASR req  finals partials errors  server CPU  client CPU  RSS")
             best = 0
             for n in levels:
@@ -493,6 +511,8 @@ async def run(levels: list[int], seconds: float, delay: float, max_concurrency: 
                   f"for its handler, recordings keeping up (<= {MAX_RECORDING_WAIT} s "
                   f"of audio waiting for the encoder, <= {MAX_STORE_WAIT_S} s of writes waiting for the database): {best}"
                   f" (of the levels tried: {', '.join(map(str, levels))})")
+            print(f"machine speed{' on CPU 0' if pin else ''} after the levels: {cpu_speed(speed_cpu):.2f} s "
+                  f"(before: {speed_before:.2f} s)", flush=True)
     finally:
         servers.stop()
 
