@@ -10,10 +10,13 @@ writer adds (a recording's ``audio_start``/``audio_end``/``duration``). Only the
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import datetime
 
 from storage.common import SHARDS, shard_name, utcnow
 from storage.interviews import interview_shard
+
+log = logging.getLogger(__name__)
 
 KINDS = ("recording", "frame")
 BUCKET = "media"
@@ -105,13 +108,18 @@ class MediaRepository:
         chunks = [{"_id": ObjectId(), "files_id": file_id, "n": n, "data": Binary(data[at:at + CHUNK_SIZE])}
                   for n, at in enumerate(range(0, len(data), CHUNK_SIZE))]
         bucket = shard_name(BUCKET, shard)
-        await self.db[f"{bucket}.chunks"].insert_many(chunks)
         try:
+            await self.db[f"{bucket}.chunks"].insert_many(chunks)
             await self.db[f"{bucket}.files"].insert_one(
                 {"_id": file_id, "length": len(data), "chunkSize": CHUNK_SIZE, "uploadDate": utcnow(),
                  "filename": filename, "metadata": metadata})
         except BaseException:
-            await asyncio.shield(self.db[f"{bucket}.chunks"].delete_many({"_id": {"$in": [c["_id"] for c in chunks]}}))
+            # no chunk without its files document (nothing would ever find it to delete it)
+            cleanup = self.db[f"{bucket}.chunks"].delete_many({"_id": {"$in": [c["_id"] for c in chunks]}})
+            try:
+                await asyncio.shield(cleanup)
+            except Exception as exc:                     # the database is gone: said, not hidden
+                log.warning("GridFS chunks of %s in %s not removed after a failed write: %s", file_id, bucket, exc)
             raise
 
     async def meta(self, user_id: str, interview_id: str, media_id: str, kind: str) -> dict | None:
