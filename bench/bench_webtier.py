@@ -42,7 +42,9 @@ README "Media server") played by the same stand-in process (a face per frame, a 
 utterance): what the web tier spends sending that work away. ``--media real`` starts
 ``media_server.py`` on these cores instead. ``--pin`` puts the server process (all its threads and
 its FSMN/voice workers) on CPU 0 and everything else (clients, stand-ins, media server, embedded
-database) on CPU 1: the web tier with one core to itself.
+database) on CPU 1: the web tier with one core to itself. ``--favour-server`` instead leaves
+everything on both cores and puts all but the server at nice 19: the web tier takes what it needs
+first (a stand-in for a 2-core web tier of its own, whose database and clients run elsewhere).
 """
 from __future__ import annotations
 
@@ -384,7 +386,34 @@ def pin_processes(servers: Servers) -> str:
     def taskset(pid: int, cpu: int) -> None:
         subprocess.run(["taskset", "-a", "-p", "-c", str(cpu), str(pid)], check=True, stdout=subprocess.DEVNULL)
 
-    taskset(servers.proc.pid, 0)
+    server_side, elsewhere = split_processes(servers)
+    for pid in server_side:
+        taskset(pid, 0)
+    for pid in elsewhere:
+        taskset(pid, 1)
+    return "server on CPU 0; clients, stand-ins, media server and database on CPU 1"
+
+
+def favour_server(servers: Servers) -> str:
+    """``--favour-server``: everything but the server (this process with the clients, the stand-ins,
+    media_server.py, the embedded database: every thread of each) at nice 19 on both cores. The web
+    tier then takes what it needs of the two cores first and the parts that would run on other
+    machines get the rest: a stand-in for a 2-core web tier of its own, on a 2-core machine. What
+    they then lack shows in the criteria (events waiting for their store, recordings waiting)."""
+    _, elsewhere = split_processes(servers)
+    for pid in elsewhere:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                os.setpriority(os.PRIO_PROCESS, int(tid), 19)
+            except (ProcessLookupError, PermissionError):
+                pass
+    return "the server at nice 0, clients, stand-ins, media server and database at nice 19, all on both cores"
+
+
+def split_processes(servers: Servers) -> tuple[list[int], list[int]]:
+    """(the server and its workers, everything else: this process, the stand-ins, media_server.py
+    and the embedded database)."""
+    server_side = [servers.proc.pid]
     elsewhere = [os.getpid(), servers.asr.pid] + ([servers.media_proc.pid] if servers.media_proc else [])
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -397,17 +426,13 @@ def pin_processes(servers: Servers) -> str:
         except (OSError, ValueError, IndexError):
             continue
         if parent == servers.proc.pid:
-            if b"mongoeco" in cmd:
-                elsewhere.append(int(entry))
-            else:
-                taskset(int(entry), 0)
-    for pid in elsewhere:
-        taskset(pid, 1)
-    return "server on CPU 0; clients, stand-ins, media server and database on CPU 1"
+            (elsewhere if b"mongoeco" in cmd else server_side).append(int(entry))
+    return server_side, elsewhere
 
 
 async def run(levels: list[int], seconds: float, delay: float, max_concurrency: int, target_ms: float,
-              extra: dict, vad: str | None, vision: bool, media: str = "none", pin: bool = False) -> None:
+              extra: dict, vad: str | None, vision: bool, media: str = "none", pin: bool = False,
+              favour: bool = False) -> None:
     servers = Servers(delay, max_concurrency, vad, vision, extra, media)
     try:
         async with httpx.AsyncClient(timeout=120) as http:
@@ -415,6 +440,8 @@ async def run(levels: list[int], seconds: float, delay: float, max_concurrency: 
             users = await candidates(servers, http, max(levels))
             if pin:
                 print("pinned:", pin_processes(servers))
+            elif favour:
+                print("favoured:", favour_server(servers))
             # the recordings with a second of silence after each: utterances end, finals are asked
             audio = frames_of(b"".join(read_pcm(f) + bytes(32000) for f in CLIPS))
             video = jpeg_frame()
@@ -544,9 +571,13 @@ def main() -> None:
                          "real = sent to media_server.py started on these same cores")
     ap.add_argument("--pin", action="store_true",
                     help="the server on CPU 0, everything else (clients, stand-ins, database) on CPU 1")
+    ap.add_argument("--favour-server", action="store_true",
+                    help="everything but the server at nice 19 (on both cores): the web tier first")
     ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                     help="a setting of a section plugins.toml does not have (TOML value), e.g. speech.vad_batch_frames=1")
     args = ap.parse_args()
+    if args.pin and args.favour_server:
+        ap.error("--pin and --favour-server are two ways to give the server its cores: one at a time")
     levels = parse_levels(ap, args.levels)
     extra: dict = {}
     for item in args.set:
@@ -556,7 +587,7 @@ def main() -> None:
             ap.error(f"--set {item!r}: expected SECTION.KEY=VALUE")
         extra.setdefault(section, {})[name] = value
     asyncio.run(run(levels, args.seconds, args.delay, args.max_concurrency, args.target_ms, extra, args.vad,
-                    not args.no_vision, args.media, args.pin))
+                    not args.no_vision, args.media, args.pin, args.favour_server))
 
 
 if __name__ == "__main__":
