@@ -36,40 +36,29 @@ CHUNK_SIZE = 255 * 1024          # GridFS's default chunk size
 class MediaRepository:
     def __init__(self, db) -> None:
         self.db = db
-        self._prepared: set[int] = set()
-        self._preparing: dict[int, "asyncio.Future[None]"] = {}
+        self._prepared: dict[int, asyncio.Future] = {}
 
     async def _prepare(self, shard: int) -> None:
-        """Once per shard and process, before its first write: GridFS's chunk index, not unique (a
-        unique one left by an earlier version is replaced). Concurrent first writes wait for one
-        preparation."""
-        if shard in self._prepared:
-            return
-        pending = self._preparing.get(shard)
-        if pending is not None:
-            await asyncio.shield(pending)
-            return
-        pending = self._preparing[shard] = asyncio.get_running_loop().create_future()
-        try:
-            chunks = self.db[f"{shard_name(BUCKET, shard)}.chunks"]
-            plain = False
-            for index in await chunks.list_indexes().to_list(None):
-                if tuple(index["key"].items()) == CHUNKS_INDEX:
-                    if index.get("unique"):
-                        await chunks.drop_index(index["name"])
-                    else:
-                        plain = True
-            if not plain:
-                await chunks.create_index(list(CHUNKS_INDEX), name=CHUNKS_INDEX_NAME)
-        except BaseException as exc:
-            pending.set_exception(exc)
-            pending.exception()          # retrieved: the waiters, if any, get it through shield
-            raise
-        else:
-            self._prepared.add(shard)
-            pending.set_result(None)
-        finally:
-            del self._preparing[shard]
+        """Once per shard and process, before its first write: ``_plain_chunk_index``. Concurrent
+        first writes wait for the same preparation; one that failed is tried again by the next."""
+        task = self._prepared.get(shard)
+        if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
+            task = self._prepared[shard] = asyncio.ensure_future(self._plain_chunk_index(shard))
+        await asyncio.shield(task)
+
+    async def _plain_chunk_index(self, shard: int) -> None:
+        """GridFS's chunk index on the shard, not unique (a unique one left by an earlier version is
+        replaced)."""
+        chunks = self.db[f"{shard_name(BUCKET, shard)}.chunks"]
+        plain = False
+        for index in await chunks.list_indexes().to_list(None):
+            if tuple(index["key"].items()) == CHUNKS_INDEX:
+                if index.get("unique"):
+                    await chunks.drop_index(index["name"])
+                else:
+                    plain = True
+        if not plain:
+            await chunks.create_index(list(CHUNKS_INDEX), name=CHUNKS_INDEX_NAME)
 
     def _bucket(self, shard: int):
         from storage.db import gridfs_bucket
